@@ -1,0 +1,3 @@
+from noa_platform.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""The ``noa`` command group and how it turns errors into one line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from noa_platform import __version__
+from noa_platform.errors import NoaError
+
+
+class NoaGroup(click.Group):
+    """A click group that prints :class:`NoaError` as ``error: ...`` and exits 1.
+
+    With ``--verbose`` the traceback is kept, for bug reports.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoaError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                raise
+            for line in str(exc).splitlines() or ["unknown error"]:
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=NoaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="noa")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug output.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """noa: learn physics across domains.
+
+    Domains come from plugins; `noa domains list` shows what is installed.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))

@@ -1,0 +1,91 @@
+"""``noa generate`` and ``noa data``: CNO datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from noa_platform.cli.app import echo_json, main
+from noa_platform.config import domain_config
+from noa_platform.plugins import get_registry
+
+
+@main.command()
+@click.argument("domain")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Dataset file to write (HDF5).")
+@click.option("--n", "n_samples", type=click.IntRange(min=1), help="Number of samples.")
+@click.option("--preset", default="quick", show_default=True, help="Domain preset to start from.")
+@click.option("--seed", type=click.IntRange(min=0), help="Dataset seed.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config; its [generation] table overrides the preset.")
+@click.option("--device", default="cpu", show_default=True, help="Device the solver runs on.")
+@click.option("--no-features", is_flag=True, help="Do not compute features while generating.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: int | None,
+             config_file: Path | None, device: str, no_features: bool, quiet: bool) -> None:
+    """Generate a CNO dataset for DOMAIN.
+
+    Interrupted at any moment, the same command continues where it stopped and produces the
+    same file an uninterrupted run would have.
+    """
+    from noa_platform.data.generate import generate as run_generation
+
+    d = get_registry().domain(domain)
+    overrides: dict = {}
+    if n_samples is not None:
+        overrides["n_samples"] = n_samples
+    if seed is not None:
+        overrides["seed"] = seed
+    if no_features:
+        overrides["features"] = False
+    cfg = domain_config(d, preset, config_file, {"generation": overrides} if overrides else None)
+    path = run_generation(d, cfg.generation, out, device=device, progress=not quiet,
+                          log=lambda m: click.echo(m, err=True))
+    click.echo(str(path))
+
+
+@main.group()
+def data() -> None:
+    """Inspect datasets."""
+
+
+@data.command("info")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info(file: Path, as_json: bool) -> None:
+    """Domain, versions, counts, shapes, parameter ranges and completion state of FILE."""
+    from noa_platform.data.generate import partial_progress
+    from noa_platform.data.store import DatasetFile
+
+    progress = None if file.exists() else partial_progress(file)
+    if progress is not None:
+        if as_json:
+            echo_json(progress)
+        else:
+            click.echo(f"{file}: {progress['domain']} dataset being generated: "
+                       f"{progress['completed']} of {progress['samples']} samples done "
+                       f"(in {progress['partial']}; rerun the same `noa generate` to finish)")
+        return
+    with DatasetFile(file) as ds:
+        meta = ds.info()
+    if as_json:
+        echo_json(meta)
+        return
+    click.echo(f"{meta['file']}: {meta['domain']} {meta['domain_version']} "
+               f"(platform {meta['platform_version']}, schema {meta['schema_version']}, "
+               f"created {meta['created']})")
+    state = "complete" if meta["complete"] else "INCOMPLETE"
+    click.echo(f"  samples:      {meta['samples']} ({meta['completed']} written, {state})")
+    click.echo(f"  trajectories: {meta['trajectories']['shape']} {meta['trajectories']['dtype']} "
+               f"channels {', '.join(meta['channels'])}, frame_dt {meta['frame_dt']:g}")
+    click.echo(f"  splits:       {meta['splits']}")
+    click.echo(f"  ic families:  {meta['ic_families']}")
+    click.echo("  parameters:")
+    for name, r in meta["parameters"].items():
+        click.echo(f"    {name:<16} {r['min']:.6g} .. {r['max']:.6g}")
+    feats = ", ".join(f"{k} {v['shape']}" for k, v in meta["features"].items()) or "none"
+    click.echo(f"  features:     {feats}")
+    click.echo(f"  size:         {meta['size_bytes'] / 1e6:.1f} MB, fingerprint "
+               f"{meta['fingerprint'][:16]}")

@@ -1,0 +1,66 @@
+"""``noa domains``: the installed physics domains."""
+
+from __future__ import annotations
+
+import click
+
+from noa_platform.cli.app import echo_json, main
+from noa_platform.plugins import get_registry
+
+
+@main.group()
+def domains() -> None:
+    """List and describe installed domains."""
+
+
+@domains.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_domains(as_json: bool) -> None:
+    """Installed domains with their plugin and a one-line description."""
+    registry = get_registry()
+    rows = [
+        {"name": name, "version": d.version, "plugin": registry.owners[("domains", name)],
+         "channels": list(d.channels), "description": d.description}
+        for name, d in sorted(registry.domains.items())
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no domains installed (see `noa plugins list`)")
+    for r in rows:
+        click.echo(f"{r['name']:<24} {r['version']:<10} {r['plugin']:<24} {r['description']}")
+
+
+@domains.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def show_domain(name: str, as_json: bool) -> None:
+    """Channels, grid, frame interval, parameters, initial conditions, presets, architecture."""
+    registry = get_registry()
+    info = registry.domain(name).describe()
+    info["plugin"] = registry.owners[("domains", name)]
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"{info['name']} {info['version']} (plugin {info['plugin']})")
+    click.echo(f"  {info['description']}")
+    click.echo(f"  channels:   {', '.join(info['channels'])}")
+    g = info["grid"]
+    click.echo(f"  grid:       {g['shape'][0]}x{g['shape'][1]}, extent {g['extent']}, "
+               f"periodic={g['periodic']} (resizing keeps the {info['grid_scaling']})")
+    click.echo(f"  frame_dt:   {info['frame_dt']:g}")
+    click.echo("  parameters:")
+    for p in info["parameters"]:
+        click.echo(f"    {p['name']:<16} {p['kind']:<12} {p['range']}  {p['description']}")
+    click.echo("  initial conditions:")
+    for k, v in info["initial_conditions"].items():
+        click.echo(f"    {k:<24} {v}")
+    if info["invariants"]:
+        click.echo("  invariants:")
+        for k, v in info["invariants"].items():
+            click.echo(f"    {k:<24} {v}")
+    click.echo("  presets:")
+    for k, v in info["presets"].items():
+        click.echo(f"    {k:<10} {v}")
+    click.echo(f"  architecture: {info['architecture']}")

@@ -1,0 +1,170 @@
+"""Every configuration of the platform, as pydantic models, and TOML loading.
+
+A run's configuration is layered, later layers winning key by key:
+
+1. the defaults of the models below;
+2. the domain's preset (``Domain.presets[name]``, a partial nested dict);
+3. a TOML file given with ``--config``;
+4. command-line flags.
+
+Every model forbids unknown keys, so a misspelled key is an error that names the file and the
+key path (``run.toml: generation.n_sample: Extra inputs are not permitted``).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from noa_platform.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(StrictModel):
+    """Fractions of samples in each split; assigned deterministically by sample index."""
+
+    train: float = Field(0.8, ge=0, le=1)
+    val: float = Field(0.1, ge=0, le=1)
+    test: float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitConfig:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-9:
+            raise ValueError("train + val + test must equal 1")
+        return self
+
+
+class GenerationConfig(StrictModel):
+    """How a CNO dataset is generated (``noa generate``)."""
+
+    n_samples: int = Field(256, ge=1, description="number of trajectories")
+    n_frames: int = Field(32, ge=1, description="frames after the initial condition (T)")
+    resolution: int = Field(32, ge=8, description="grid points per side")
+    seed: int = Field(0, ge=0, description="dataset seed; every per-sample seed derives from it")
+    batch_size: int = Field(16, ge=1, description="samples integrated together")
+    ic_families: dict[str, float] = Field(
+        default_factory=dict,
+        description="initial-condition family -> relative weight; empty = all families equally",
+    )
+    noise_amplitude: float = Field(0.0, ge=0, description="additive solver noise; 0 = deterministic")
+    dtype: Literal["float32", "float64"] = "float32"
+    splits: SplitConfig = Field(default_factory=SplitConfig)
+    compression_level: int = Field(4, ge=0, le=9, description="gzip level of trajectories")
+    features: bool = Field(True, description="compute and store features while generating")
+
+    @model_validator(mode="after")
+    def _positive_weights(self) -> GenerationConfig:
+        for name, w in self.ic_families.items():
+            if not w > 0:
+                raise ValueError(f"ic_families.{name}: weight must be > 0")
+        return self
+
+
+class RunConfig(StrictModel):
+    """The whole configuration of a run of ``noa`` on one domain."""
+
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and layering
+# --------------------------------------------------------------------------------------------
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file, turning I/O and syntax errors into one-line :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``override``, recursing into nested tables."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def validate_layer(data: Mapping[str, Any], source: str) -> None:
+    """Check one layer on its own, so an error names the layer that introduced it."""
+    try:
+        RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Load and validate one TOML file as a complete run config (defaults fill the rest)."""
+    data = read_toml(path)
+    validate_layer(data, str(path))
+    return RunConfig.model_validate(data)
+
+
+def resolve_config(
+    preset: Mapping[str, Any] | None = None,
+    preset_name: str = "",
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Layer defaults ← preset ← file ← overrides and validate each layer and the result."""
+    layers: list[tuple[Mapping[str, Any], str]] = []
+    if preset:
+        layers.append((preset, f"preset {preset_name!r}"))
+    if config_file is not None:
+        layers.append((read_toml(config_file), str(config_file)))
+    if overrides:
+        layers.append((overrides, "command line"))
+    merged: dict[str, Any] = {}
+    for data, source in layers:
+        validate_layer(data, source)
+        merged = deep_merge(merged, data)
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as exc:  # layers valid alone but not together
+        raise ConfigError(_format_errors(exc, "merged config")) from None
+
+
+def domain_config(
+    domain: Any,
+    preset: str | None = "quick",
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """The run config for a domain: its preset, then the file, then the overrides."""
+    preset_data: Mapping[str, Any] = {}
+    if preset:
+        if preset not in domain.presets:
+            known = ", ".join(domain.presets) or "none"
+            raise ConfigError(f"domain {domain.name!r} has no preset {preset!r}; known: {known}")
+        preset_data = domain.presets[preset]
+    return resolve_config(preset_data, f"{domain.name}:{preset}", config_file, overrides)

@@ -1,0 +1,1 @@
+"""CNO datasets: sampling θ and seeds, simulating samples, the HDF5 store, generation."""

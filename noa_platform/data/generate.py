@@ -1,0 +1,242 @@
+"""Dataset generation that survives being killed at any moment.
+
+Work happens in ``<out>.partial/``: a ``manifest.json`` (domain, version, config) and one
+``batch-<first>-<last>.npz`` per finished batch, each written to a temporary name and renamed,
+so a batch file either exists whole or not at all. Running the same command again reads the
+manifest, skips the samples whose batch files exist and computes the rest. Because every
+sample is a pure function of its (θ, seed, family) and the solver does not couple samples in a
+batch, the resumed dataset is identical to one generated without interruption. When all
+batches exist, the HDF5 file is assembled under a temporary name and renamed to ``<out>``;
+the partial folder is removed last. Nothing is ever left half-written under the final name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from noa_platform import __version__
+from noa_platform.api import Domain
+from noa_platform.config import GenerationConfig
+from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit, split_indices
+from noa_platform.data.simulate import simulate
+from noa_platform.data.store import DatasetFile, write_dataset
+from noa_platform.errors import DataError
+
+FeatureFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _describe_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff = _describe_difference(a, b, f"{prefix}{key}.")
+            if diff:
+                return diff
+        elif a != b:
+            return f"{prefix}{key}: {a!r} then, {b!r} now"
+    return ""
+
+
+class Plan:
+    """Everything decided before any sample is computed: θ, seeds, families, splits."""
+
+    def __init__(self, domain: Domain, config: GenerationConfig):
+        self.domain = domain
+        self.config = config
+        unknown = set(config.ic_families) - set(domain.initial_conditions)
+        if unknown:
+            raise DataError(
+                f"generation.ic_families: domain {domain.name!r} has no family "
+                f"{', '.join(sorted(unknown))}; known: {', '.join(domain.initial_conditions)}"
+            )
+        n = config.n_samples
+        space = domain.parameter_space
+        self.unit = sobol_unit(space.dim, n, config.seed)
+        self.values = space.from_unit(self.unit)
+        self.seeds = sample_seeds(config.seed, n)
+        self.families = choose_families(self.seeds, list(domain.initial_conditions),
+                                        config.ic_families or None)
+        self.splits = split_indices(n, config.splits.model_dump())
+        self.grid = domain.grid_for(config.resolution)
+        self.shape = (n, config.n_frames + 1, len(domain.channels), *self.grid.shape)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"domain": self.domain.name, "domain_version": self.domain.version,
+                "config": self.config.model_dump(mode="json")}
+
+    def simulate(self, indices: np.ndarray, device: str = "cpu") -> torch.Tensor:
+        c = self.config
+        return simulate(
+            self.domain, self.values[indices], self.seeds[indices],
+            [self.families[i] for i in indices],
+            n_frames=c.n_frames, resolution=c.resolution,
+            dtype=getattr(torch, c.dtype), device=device, noise_amplitude=c.noise_amplitude,
+        )
+
+
+def default_feature_fn() -> tuple[FeatureFn, dict[str, tuple[str, ...]]]:
+    from noa_platform.features import extract_features, feature_names
+
+    return extract_features, feature_names()
+
+
+def generate(
+    domain: Domain,
+    config: GenerationConfig,
+    out: str | os.PathLike,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Generate (or finish generating) the dataset ``out``; returns its path."""
+    out = Path(out)
+    plan = Plan(domain, config)
+    manifest = plan.manifest()
+    if out.exists():
+        with DatasetFile(out) as existing:
+            old = {"domain": existing.domain,
+                   "domain_version": str(existing.h5.attrs["domain_version"]),
+                   "config": existing.config}
+        diff = _describe_difference(old, manifest)
+        if diff:
+            raise DataError(f"{out} exists and was generated with other settings ({diff}); "
+                            "choose another --out or delete it")
+        log(f"{out} is already complete")
+        return out
+
+    work = out.with_name(out.name + ".partial")
+    manifest_path = work / "manifest.json"
+    if manifest_path.exists():
+        diff = _describe_difference(json.loads(manifest_path.read_text()), manifest)
+        if diff:
+            raise DataError(f"{work} holds an unfinished generation with other settings "
+                            f"({diff}); rerun with those settings or delete it")
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
+
+    feature_fn, names = default_feature_fn() if config.features else (None, {})
+    done = _done_mask(work, config.n_samples)
+    todo = np.flatnonzero(~done)
+    if done.any():
+        log(f"resuming {out}: {int(done.sum())} of {config.n_samples} samples already done")
+
+    bar = tqdm(total=config.n_samples, initial=int(done.sum()), desc=f"generate {domain.name}",
+               unit="sample", disable=not progress)
+    # Batches are contiguous runs of the remaining indices, so a batch file names its range.
+    for start in range(0, len(todo), config.batch_size):
+        chunk = todo[start:start + config.batch_size]
+        for run in np.split(chunk, np.flatnonzero(np.diff(chunk) != 1) + 1):
+            traj = plan.simulate(run, device=device)
+            arrays = {"indices": run, "trajectories": traj.float().cpu().numpy()}
+            if feature_fn is not None:
+                with torch.no_grad():
+                    for family, value in feature_fn(traj.float()).items():
+                        arrays[f"features.{family}"] = value.cpu().numpy()
+            _atomic_savez(work / f"batch-{run[0]:08d}-{run[-1]:08d}.npz", **arrays)
+            bar.update(len(run))
+    bar.close()
+
+    _assemble(plan, work, out, names)
+    shutil.rmtree(work)
+    return out
+
+
+def _done_mask(work: Path, n: int) -> np.ndarray:
+    """Which samples have a finished batch file in ``work``."""
+    done = np.zeros(n, dtype=bool)
+    for f in work.glob("batch-*.npz"):
+        first, last = (int(x) for x in f.stem.split("-")[1:3])
+        done[first:last + 1] = True
+    return done
+
+
+def _batches(work: Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+    for f in sorted(work.glob("batch-*.npz")):
+        with np.load(f) as z:
+            feats = {k.split(".", 1)[1]: z[k] for k in z.files if k.startswith("features.")}
+            yield z["indices"], z["trajectories"], feats
+
+
+def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[str, ...]]) -> None:
+    d = plan.domain
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    write_dataset(
+        tmp,
+        attrs={
+            "domain": d.name,
+            "domain_version": d.version,
+            "platform_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": json.dumps(plan.config.model_dump(mode="json"), sort_keys=True),
+            "channels": json.dumps(list(d.channels)),
+            "grid": json.dumps(plan.grid.describe()),
+            "frame_dt": float(d.frame_dt),
+        },
+        param_names=d.parameter_space.names,
+        unit=plan.unit,
+        values=plan.values,
+        seeds=plan.seeds,
+        families=plan.families,
+        splits=plan.splits,
+        batches=_batches(work),
+        shape=plan.shape,
+        feature_names=feature_names,
+        compression_level=plan.config.compression_level,
+    )
+    os.replace(tmp, out)
+
+
+def replay(domain: Domain, dataset: DatasetFile, indices: Any, *, dtype: torch.dtype | None = None,
+           device: str = "cpu") -> torch.Tensor:
+    """Recompute stored samples from their (θ, seed, family) alone: ``[n, T+1, C, H, W]``."""
+    cfg = GenerationConfig.model_validate(dataset.config)
+    idx = np.atleast_1d(np.asarray(indices))
+    if np.any(np.diff(idx) <= 0):
+        raise DataError("replay indices must be sorted and distinct")
+    families = dataset.families()
+    return simulate(
+        domain, dataset.params("value")[idx],
+        dataset.seeds()[idx], [families[i] for i in idx],
+        n_frames=cfg.n_frames, resolution=cfg.resolution,
+        dtype=dtype or getattr(torch, cfg.dtype), device=device,
+        noise_amplitude=cfg.noise_amplitude,
+    )
+
+
+def partial_progress(out: str | os.PathLike) -> dict[str, Any] | None:
+    """How far an unfinished generation of ``out`` got, or ``None`` if there is none."""
+    work = Path(out).with_name(Path(out).name + ".partial")
+    manifest_path = work / "manifest.json"
+    if not manifest_path.exists():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    done = int(_done_mask(work, manifest["config"]["n_samples"]).sum())
+    return {"file": str(out), "partial": str(work), "domain": manifest["domain"],
+            "samples": manifest["config"]["n_samples"], "completed": done, "complete": False}

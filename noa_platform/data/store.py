@@ -1,0 +1,252 @@
+"""The self-describing HDF5 layout of a CNO dataset (schema version 1).
+
+Root attributes: ``schema_version``, ``domain``, ``domain_version``, ``platform_version``,
+``created`` (ISO 8601), ``config`` (the generation config as JSON), ``channels``, ``grid`` and
+``frame_dt`` (JSON), ``fingerprint`` (SHA-256 of θ, seeds, families and trajectories).
+
+Datasets::
+
+    trajectories      float32 [N, T+1, C, H, W]   chunked per sample, gzip + shuffle
+    params/unit       float64 [N, P]              attrs: names (θ in the unit cube)
+    params/value      float64 [N, P]              attrs: names (physical θ)
+    seeds             int64   [N]                 per-sample seeds
+    ic_family         str     [N]                 initial-condition family per sample
+    completed         bool    [N]                 per-sample completion record
+    splits/{train,val,test}  int64 [n_split]      sample indices
+    features/<family> float32 [N, D] or [N, T+1, D]  attrs: names
+
+A file under its final name is always complete: writers build it under a temporary name and
+rename it (see :mod:`noa_platform.data.generate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from noa_platform.errors import DataError
+
+SCHEMA_VERSION = 1
+REQUIRED = ("trajectories", "params/unit", "params/value", "seeds", "ic_family", "completed")
+
+
+class Fingerprint:
+    """SHA-256 over what defines a dataset's content, fed in sample-index order."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def update(self, *arrays: np.ndarray) -> None:
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            self._h.update(str((a.dtype.str, a.shape)).encode())
+            self._h.update(a.tobytes())
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+class DatasetFile:
+    """Read access to a dataset file, validated on open.
+
+    Any file that is missing, not HDF5, truncated, or lacks the layout above raises a one-line
+    :class:`DataError` naming the file. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            partial = self.path.with_name(self.path.name + ".partial")
+            hint = f" (an unfinished generation is in {partial})" if partial.exists() else ""
+            raise DataError(f"{self.path}: no such dataset file{hint}")
+        try:
+            self.h5 = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise DataError(f"{self.path}: not a readable HDF5 file (truncated or foreign): "
+                            f"{str(exc).splitlines()[0]}") from None
+        try:
+            self._validate()
+        except DataError:
+            self.h5.close()
+            raise
+
+    def _validate(self) -> None:
+        attrs = self.h5.attrs
+        if "schema_version" not in attrs or "domain" not in attrs:
+            raise DataError(f"{self.path}: not a noa dataset (no schema_version/domain attribute)")
+        if int(attrs["schema_version"]) != SCHEMA_VERSION:
+            raise DataError(f"{self.path}: schema version {attrs['schema_version']} is not "
+                            f"supported (this platform reads {SCHEMA_VERSION})")
+        for key in REQUIRED:
+            if key not in self.h5:
+                raise DataError(f"{self.path}: dataset {key!r} is missing")
+        n = self.h5["trajectories"].shape[0]
+        for key in REQUIRED[1:]:
+            if self.h5[key].shape[0] != n:
+                raise DataError(f"{self.path}: {key!r} has {self.h5[key].shape[0]} rows, "
+                                f"trajectories has {n}")
+
+    # ------------------------------------------------------------------ metadata
+
+    def __enter__(self) -> DatasetFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.h5.close()
+
+    @property
+    def domain(self) -> str:
+        return str(self.h5.attrs["domain"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.h5.attrs["config"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.h5.attrs["fingerprint"])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.h5["trajectories"].shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.h5["params/value"].attrs["names"]))
+
+    # ------------------------------------------------------------------ content
+
+    def trajectories(self, index: Any = slice(None)) -> np.ndarray:
+        """``[n, T+1, C, H, W]`` float32 for an index, slice or sorted index array."""
+        return self.h5["trajectories"][index]
+
+    def params(self, which: str = "value", index: Any = slice(None)) -> np.ndarray:
+        return self.h5[f"params/{which}"][index]
+
+    def seeds(self) -> np.ndarray:
+        return self.h5["seeds"][:]
+
+    def families(self) -> list[str]:
+        return [s.decode() if isinstance(s, bytes) else str(s) for s in self.h5["ic_family"][:]]
+
+    def split(self, name: str) -> np.ndarray:
+        key = f"splits/{name}"
+        if key not in self.h5:
+            raise DataError(f"{self.path}: no split {name!r}")
+        return self.h5[key][:]
+
+    def feature_families(self) -> list[str]:
+        return sorted(self.h5["features"]) if "features" in self.h5 else []
+
+    def features(self, family: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        key = f"features/{family}"
+        if key not in self.h5:
+            raise DataError(f"{self.path}: no features for family {family!r} "
+                            f"(run `noa features {self.path}`)")
+        ds = self.h5[key]
+        return ds[:], tuple(json.loads(ds.attrs["names"]))
+
+    def info(self) -> dict[str, Any]:
+        """What ``noa data info`` prints."""
+        attrs = self.h5.attrs
+        values = self.params("value")
+        names = self.param_names
+        completed = self.h5["completed"][:]
+        return {
+            "file": str(self.path),
+            "schema_version": int(attrs["schema_version"]),
+            "domain": self.domain,
+            "domain_version": str(attrs["domain_version"]),
+            "platform_version": str(attrs["platform_version"]),
+            "created": str(attrs["created"]),
+            "fingerprint": self.fingerprint,
+            "samples": len(self),
+            "completed": int(completed.sum()),
+            "complete": bool(completed.all()),
+            "trajectories": {"shape": list(self.shape), "dtype": str(self.h5["trajectories"].dtype)},
+            "channels": json.loads(attrs["channels"]),
+            "frame_dt": float(attrs["frame_dt"]),
+            "splits": {s: int(self.h5[f"splits/{s}"].shape[0]) for s in ("train", "val", "test")
+                       if f"splits/{s}" in self.h5},
+            "parameters": {n: {"min": float(values[:, i].min()), "max": float(values[:, i].max())}
+                           for i, n in enumerate(names)},
+            "ic_families": {f: self.families().count(f) for f in sorted(set(self.families()))},
+            "features": {f: {"shape": list(self.h5[f"features/{f}"].shape)}
+                         for f in self.feature_families()},
+            "size_bytes": self.path.stat().st_size,
+            "config": self.config,
+        }
+
+
+def write_dataset(
+    path: Path,
+    *,
+    attrs: Mapping[str, Any],
+    param_names: tuple[str, ...],
+    unit: np.ndarray,
+    values: np.ndarray,
+    seeds: np.ndarray,
+    families: list[str],
+    splits: Mapping[str, np.ndarray],
+    batches: Any,
+    shape: tuple[int, ...],
+    feature_names: Mapping[str, tuple[str, ...]] | None = None,
+    compression_level: int = 4,
+) -> str:
+    """Write a complete dataset at ``path`` from ``batches`` and return its fingerprint.
+
+    ``batches`` yields ``(indices, trajectories, features)`` with sorted, disjoint indices
+    covering ``range(N)``; ``features`` maps family to array (or is empty). The caller chooses
+    a temporary ``path`` and renames it once this returns.
+    """
+    n = shape[0]
+    fp = Fingerprint()
+    fp.update(values, seeds, np.array(families, dtype=object).astype(str))
+    with h5py.File(path, "w") as h5:
+        for key, value in attrs.items():
+            h5.attrs[key] = value
+        h5.attrs["schema_version"] = SCHEMA_VERSION
+        comp = {"compression": "gzip", "compression_opts": compression_level, "shuffle": True} \
+            if compression_level > 0 else {}
+        traj = h5.create_dataset("trajectories", shape=shape, dtype="float32",
+                                 chunks=(1, *shape[1:]), **comp)
+        for which, arr in (("unit", unit), ("value", values)):
+            ds = h5.create_dataset(f"params/{which}", data=arr.astype(np.float64))
+            ds.attrs["names"] = json.dumps(list(param_names))
+        h5.create_dataset("seeds", data=seeds.astype(np.int64))
+        h5.create_dataset("ic_family", data=np.array(families, dtype=object),
+                          dtype=h5py.string_dtype())
+        for name, idx in splits.items():
+            h5.create_dataset(f"splits/{name}", data=np.asarray(idx, dtype=np.int64))
+        completed = h5.create_dataset("completed", shape=(n,), dtype=bool, fillvalue=False)
+        feats: dict[str, h5py.Dataset] = {}
+        for indices, trajectories, features in batches:
+            traj[indices] = trajectories
+            for row in trajectories:  # per sample, so batch boundaries do not change the hash
+                fp.update(row)
+            for family, arr in (features or {}).items():
+                if family not in feats:
+                    feats[family] = h5.create_dataset(
+                        f"features/{family}", shape=(n, *arr.shape[1:]), dtype="float32")
+                    feats[family].attrs["names"] = json.dumps(list(feature_names[family]))
+                feats[family][indices] = arr
+            completed[indices] = True
+        if not completed[:].all():
+            raise DataError(f"{path}: internal error: samples {np.flatnonzero(~completed[:])[:5]} "
+                            "were never written")
+        digest = fp.hexdigest()
+        h5.attrs["fingerprint"] = digest
+    return digest

@@ -1,0 +1,182 @@
+"""AFNO spectral mixing (Guibas et al., "Adaptive Fourier Neural Operators", ICLR 2022).
+
+The filter mixes tokens globally in Fourier space: ``rfft2`` of the feature map, keep the lowest
+``modes`` frequencies per axis, apply a block-diagonal two-layer complex MLP to the channel
+vector of every kept mode (weights shared across modes), soft-threshold, inverse FFT.
+
+Because the MLP weights are shared across modes, no parameter depends on how many modes exist:
+``modes`` is only a cut-off, clamped at run time to what the actual grid holds. A model built
+for one resolution therefore runs on another, and no weight is ever left without a gradient
+because its mode was absent from a small grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from noa_platform.models.conditioning import MaybeFiLM
+from noa_platform.models.unet import num_groups
+
+
+def clamp_modes(modes: int, height: int, width: int) -> tuple[int, int]:
+    """Modes actually kept on an ``height × width`` grid: ``(m_h, m_w)``.
+
+    Along ``W`` (the rfft axis) the grid holds ``W // 2 + 1`` non-negative frequencies; along
+    ``H`` it holds ``H`` frequencies (both signs). Asking for more is not an error: a model
+    configured for fine grids must still run on coarse ones.
+    """
+    return min(modes, height), min(modes, width // 2 + 1)
+
+
+def split_rows(m_h: int) -> tuple[int, int]:
+    """How many of the ``m_h`` kept ``H``-frequencies are non-negative and how many negative.
+
+    The lowest ``|k|`` are ``0, 1, -1, 2, -2, ...``; with ``m_h = H`` this covers every row once.
+    """
+    return (m_h + 1) // 2, m_h // 2
+
+
+class AFNOSpectralFilter(nn.Module):
+    """``x [B, C, H, W] -> [B, C, H, W]``: global mixing through the kept Fourier modes.
+
+    Weights are real tensors with a leading axis of 2 for the real and imaginary parts:
+    ``w1 [2, nb, bs, bs*hf]``, ``b1 [2, nb, bs*hf]``, ``w2 [2, nb, bs*hf, bs]``, ``b2 [2, nb, bs]``
+    with ``nb = num_blocks`` and ``bs = C / nb``. Block-diagonal weights cut the cost of the
+    per-mode channel MLP by ``nb`` relative to a dense complex matrix.
+
+    Soft-thresholding (``softshrink`` with ``sparsity`` as λ) on the real and imaginary parts
+    of the output drives weak modes to exactly zero, AFNO's adaptive sparsification.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        num_blocks: int = 8,
+        hidden_factor: int = 1,
+        modes: int = 16,
+        sparsity: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if num_blocks < 1 or channels % num_blocks != 0:
+            raise ValueError(
+                f"num_blocks={num_blocks} must be >= 1 and divide the {channels} "
+                "bottleneck channels"
+            )
+        if hidden_factor < 1:
+            raise ValueError(f"hidden_factor must be >= 1, got {hidden_factor}")
+        if modes < 1:
+            raise ValueError(f"modes must be >= 1, got {modes}")
+        if sparsity < 0:
+            raise ValueError(f"sparsity (softshrink lambda) must be >= 0, got {sparsity}")
+        self.channels = channels
+        self.num_blocks = num_blocks
+        self.block_size = channels // num_blocks
+        self.hidden_factor = hidden_factor
+        self.modes = modes
+        self.sparsity = float(sparsity)
+        bs, hid = self.block_size, self.block_size * hidden_factor
+        # Variance-preserving complex init: each output part sums 2*fan_in real products.
+        # AFNO's original 0.02 scale shrinks the spectrum so far that softshrink (λ=0.01) zeroes
+        # it and the filter starts dead; this one keeps coefficients O(1) relative to λ.
+        self.w1 = nn.Parameter(torch.randn(2, num_blocks, bs, hid) / math.sqrt(2 * bs))
+        self.b1 = nn.Parameter(torch.zeros(2, num_blocks, hid))
+        self.w2 = nn.Parameter(torch.randn(2, num_blocks, hid, bs) / math.sqrt(2 * hid))
+        self.b2 = nn.Parameter(torch.zeros(2, num_blocks, bs))
+
+    def kept_modes(self, height: int, width: int) -> tuple[int, int]:
+        """``(m_h, m_w)`` used on an ``height × width`` input (see :func:`clamp_modes`)."""
+        return clamp_modes(self.modes, height, width)
+
+    def _complex_linear(
+        self, zr: torch.Tensor, zi: torch.Tensor, w: torch.Tensor, b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block-diagonal complex affine map ``z [B, nb, i, m_h, m_w] -> [B, nb, o, m_h, m_w]``."""
+        w, b = w.to(zr.dtype), b.to(zr.dtype)
+
+        def mm(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            return torch.einsum("bnixy,nio->bnoxy", t, m)
+        real = mm(zr, w[0]) - mm(zi, w[1]) + b[0][None, :, :, None, None]
+        imag = mm(zi, w[0]) + mm(zr, w[1]) + b[1][None, :, :, None, None]
+        return real, imag
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_dtype = x.dtype
+        # FFTs of half-precision tensors are restricted to power-of-two sizes and lose accuracy;
+        # do the spectral part in at least float32 whatever autocast says.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            if x.dtype not in (torch.float32, torch.float64):
+                x = x.float()
+            batch, chans, height, width = x.shape
+            m_h, m_w = self.kept_modes(height, width)
+            n_pos, n_neg = split_rows(m_h)
+
+            spec = torch.fft.rfft2(x, norm="ortho")  # [B, C, H, W//2+1]
+            pieces = [spec[:, :, :n_pos, :m_w]]
+            if n_neg:
+                pieces.append(spec[:, :, height - n_neg :, :m_w])
+            z = torch.cat(pieces, dim=2).reshape(batch, self.num_blocks, self.block_size, m_h, m_w)
+
+            hr, hi = self._complex_linear(z.real, z.imag, self.w1, self.b1)
+            hr, hi = F.relu(hr), F.relu(hi)
+            yr, yi = self._complex_linear(hr, hi, self.w2, self.b2)
+            yr = F.softshrink(yr, self.sparsity)
+            yi = F.softshrink(yi, self.sparsity)
+            y = torch.complex(yr, yi).reshape(batch, chans, m_h, m_w)
+
+            out = spec.new_zeros(spec.shape)
+            out[:, :, :n_pos, :m_w] = y[:, :, :n_pos]
+            if n_neg:
+                out[:, :, height - n_neg :, :m_w] = y[:, :, n_pos:]
+            result = torch.fft.irfft2(out, s=(height, width), norm="ortho")
+        return result.to(in_dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, num_blocks={self.num_blocks}, "
+            f"hidden_factor={self.hidden_factor}, modes={self.modes}, sparsity={self.sparsity}"
+        )
+
+
+class AFNOBlock(nn.Module):
+    """Transformer-style block on ``[B, C, H, W]``: spectral token mixing, then a channel MLP.
+
+    ``x = x + filter(FiLM(norm(x))); x = x + mlp(FiLM(norm(x)))``. Both halves are residual so a
+    stack of blocks starts close to the identity and stays trainable at depth.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        cond_dim: int | None,
+        *,
+        num_blocks: int = 8,
+        hidden_factor: int = 1,
+        modes: int = 16,
+        sparsity: float = 0.01,
+        mlp_ratio: int = 2,
+    ) -> None:
+        super().__init__()
+        if mlp_ratio < 1:
+            raise ValueError(f"mlp_ratio must be >= 1, got {mlp_ratio}")
+        self.norm1 = nn.GroupNorm(num_groups(channels), channels)
+        self.film1 = MaybeFiLM(cond_dim, channels)
+        self.filter = AFNOSpectralFilter(
+            channels, num_blocks=num_blocks, hidden_factor=hidden_factor, modes=modes,
+            sparsity=sparsity,
+        )
+        self.norm2 = nn.GroupNorm(num_groups(channels), channels)
+        self.film2 = MaybeFiLM(cond_dim, channels)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, channels * mlp_ratio, 1),
+            nn.GELU(),
+            nn.Conv2d(channels * mlp_ratio, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.filter(self.film1(self.norm1(x), emb))
+        return x + self.mlp(self.film2(self.norm2(x), emb))

@@ -1,0 +1,1 @@
+"""Tools for testing domains: a toy domain now, the conformance kit as it lands."""
