@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from noa_platform.errors import ConfigError
+from noa_platform.tokenizer.config import TokenizerConfig
 
 
 class StrictModel(BaseModel):
@@ -70,10 +71,48 @@ class GenerationConfig(StrictModel):
         return self
 
 
+class MNOConfig(StrictModel):
+    """The learned operator: which architecture and its keyword arguments."""
+
+    architecture: dict[str, Any] = Field(
+        default_factory=lambda: {"name": "u-afno"},
+        description="architecture name and its settings (validated by the architecture)",
+    )
+
+
+class TrainingConfig(StrictModel):
+    """How the MNO is trained on CNO trajectories (truncated BPTT)."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate")
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_steps: int = Field(50, ge=0, description="linear warm-up, then cosine decay to 0")
+    timesteps: int | None = Field(
+        None, ge=1, description="rollout length trained on; default: every frame of the dataset")
+    bptt_window: int = Field(8, ge=1, description="frames backpropagated through per update")
+    lambda_commit: float = Field(0.0, ge=0, description="weight of L_commit (0 = off)")
+    lambda_latent: float = Field(0.0, ge=0, description="weight of L_latent (0 = off)")
+    latent_sample_steps: int = Field(
+        3, ge=1, description="bottleneck latents sampled per window for L_latent")
+    grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
+    max_nonfinite: int = Field(
+        20, ge=0, description="stop when more updates than this had a non-finite loss or gradient")
+    early_stop_patience: int = Field(
+        3, ge=1, description="stop after this many epochs without a better validation loss")
+    save_every: int = Field(100, ge=1, description="checkpoint every N optimizer steps")
+    seed: int = Field(0, ge=0)
+    validation_samples: int | None = Field(
+        None, ge=1, description="test samples used by post-training validation (default: all)")
+
+
 class RunConfig(StrictModel):
     """The whole configuration of a run of ``noa`` on one domain."""
 
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    mno: MNOConfig = Field(default_factory=MNOConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,6 +127,23 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{source}: {loc}: {msg}")
     return "\n".join(lines)
+
+
+def first_difference(old: Any, new: Any, prefix: str = "", labels: tuple[str, str] = (
+        "then", "now")) -> str | None:
+    """The first key path where two JSON-like values differ, described for a message.
+
+    ``first_difference({"a": {"b": 1}}, {"a": {"b": 2}})`` is ``"a.b: 1 then, 2 now"``.
+    """
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(set(old) | set(new)):
+            diff = first_difference(old.get(key), new.get(key), f"{prefix}{key}.", labels)
+            if diff:
+                return diff
+        return None
+    if old != new:
+        return f"{prefix.rstrip('.')}: {old!r} {labels[0]}, {new!r} {labels[1]}"
+    return None
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

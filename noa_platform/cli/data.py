@@ -89,3 +89,16 @@ def info(file: Path, as_json: bool) -> None:
     click.echo(f"  features:     {feats}")
     click.echo(f"  size:         {meta['size_bytes'] / 1e6:.1f} MB, fingerprint "
                f"{meta['fingerprint'][:16]}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def features(file: Path, quiet: bool) -> None:
+    """Compute the INITIAL, SUMMARY and TEMPORAL features of FILE and store them in it.
+
+    Does nothing when they are already there; continues where it stopped when interrupted.
+    """
+    from noa_platform.data.features import add_features
+
+    add_features(file, progress=not quiet, log=lambda m: click.echo(m, err=True))

@@ -26,40 +26,20 @@ from tqdm.auto import tqdm
 
 from noa_platform import __version__
 from noa_platform.api import Domain
-from noa_platform.config import GenerationConfig
+from noa_platform.config import GenerationConfig, first_difference
+from noa_platform.data.partial import (
+    atomic_savez,
+    atomic_write_text,
+    batch_path,
+    contiguous_batches,
+    done_mask,
+)
 from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit, split_indices
 from noa_platform.data.simulate import simulate
 from noa_platform.data.store import DatasetFile, write_dataset
 from noa_platform.errors import DataError
 
 FeatureFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
-
-
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _describe_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diff = _describe_difference(a, b, f"{prefix}{key}.")
-            if diff:
-                return diff
-        elif a != b:
-            return f"{prefix}{key}: {a!r} then, {b!r} now"
-    return ""
 
 
 class Plan:
@@ -123,7 +103,7 @@ def generate(
             old = {"domain": existing.domain,
                    "domain_version": str(existing.h5.attrs["domain_version"]),
                    "config": existing.config}
-        diff = _describe_difference(old, manifest)
+        diff = first_difference(old, manifest)
         if diff:
             raise DataError(f"{out} exists and was generated with other settings ({diff}); "
                             "choose another --out or delete it")
@@ -133,48 +113,36 @@ def generate(
     work = out.with_name(out.name + ".partial")
     manifest_path = work / "manifest.json"
     if manifest_path.exists():
-        diff = _describe_difference(json.loads(manifest_path.read_text()), manifest)
+        diff = first_difference(json.loads(manifest_path.read_text()), manifest)
         if diff:
             raise DataError(f"{work} holds an unfinished generation with other settings "
                             f"({diff}); rerun with those settings or delete it")
     else:
         work.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
+        atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
 
     feature_fn, names = default_feature_fn() if config.features else (None, {})
-    done = _done_mask(work, config.n_samples)
+    done = done_mask(work, config.n_samples)
     todo = np.flatnonzero(~done)
     if done.any():
         log(f"resuming {out}: {int(done.sum())} of {config.n_samples} samples already done")
 
     bar = tqdm(total=config.n_samples, initial=int(done.sum()), desc=f"generate {domain.name}",
                unit="sample", disable=not progress)
-    # Batches are contiguous runs of the remaining indices, so a batch file names its range.
-    for start in range(0, len(todo), config.batch_size):
-        chunk = todo[start:start + config.batch_size]
-        for run in np.split(chunk, np.flatnonzero(np.diff(chunk) != 1) + 1):
-            traj = plan.simulate(run, device=device)
-            arrays = {"indices": run, "trajectories": traj.float().cpu().numpy()}
-            if feature_fn is not None:
-                with torch.no_grad():
-                    for family, value in feature_fn(traj.float()).items():
-                        arrays[f"features.{family}"] = value.cpu().numpy()
-            _atomic_savez(work / f"batch-{run[0]:08d}-{run[-1]:08d}.npz", **arrays)
-            bar.update(len(run))
+    for run in contiguous_batches(todo, config.batch_size):
+        traj = plan.simulate(run, device=device)
+        arrays = {"indices": run, "trajectories": traj.float().cpu().numpy()}
+        if feature_fn is not None:
+            with torch.no_grad():
+                for family, value in feature_fn(traj.float()).items():
+                    arrays[f"features.{family}"] = value.cpu().numpy()
+        atomic_savez(batch_path(work, run), **arrays)
+        bar.update(len(run))
     bar.close()
 
     _assemble(plan, work, out, names)
     shutil.rmtree(work)
     return out
-
-
-def _done_mask(work: Path, n: int) -> np.ndarray:
-    """Which samples have a finished batch file in ``work``."""
-    done = np.zeros(n, dtype=bool)
-    for f in work.glob("batch-*.npz"):
-        first, last = (int(x) for x in f.stem.split("-")[1:3])
-        done[first:last + 1] = True
-    return done
 
 
 def _batches(work: Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
@@ -237,6 +205,6 @@ def partial_progress(out: str | os.PathLike) -> dict[str, Any] | None:
     if not manifest_path.exists():
         return None
     manifest = json.loads(manifest_path.read_text())
-    done = int(_done_mask(work, manifest["config"]["n_samples"]).sum())
+    done = int(done_mask(work, manifest["config"]["n_samples"]).sum())
     return {"file": str(out), "partial": str(work), "domain": manifest["domain"],
             "samples": manifest["config"]["n_samples"], "completed": done, "complete": False}

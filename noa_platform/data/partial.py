@@ -1,0 +1,53 @@
+"""Work folders of resumable jobs: batch files that exist whole or not at all.
+
+A job that produces per-sample results (generation, feature extraction) writes each finished
+batch as ``batch-<first>-<last>.npz`` through a temporary name and a rename. Whatever moment
+the process dies at, the folder holds only complete batch files, and the indices they cover
+are exactly the work that need not be redone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez`` to ``path`` via a temporary file, flushed to disk before the rename."""
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def batch_path(work: Path, indices: np.ndarray) -> Path:
+    """The file of a batch of contiguous indices."""
+    return work / f"batch-{indices[0]:08d}-{indices[-1]:08d}.npz"
+
+
+def done_mask(work: Path, n: int) -> np.ndarray:
+    """``[n]`` bool: which samples have a finished batch file in ``work``."""
+    done = np.zeros(n, dtype=bool)
+    for f in work.glob("batch-*.npz"):
+        first, last = (int(x) for x in f.stem.split("-")[1:3])
+        done[first:last + 1] = True
+    return done
+
+
+def contiguous_batches(todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Split sorted indices into batches of at most ``batch_size`` contiguous indices."""
+    out = []
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        out.extend(np.split(chunk, np.flatnonzero(np.diff(chunk) != 1) + 1))
+    return [b for b in out if len(b)]

@@ -1,0 +1,81 @@
+"""Whether MNO rollouts read like CNO rollouts: in tokens, and in the tokenizer's latent space.
+
+These define the values behind the ``token_agreement``, ``latent_cosine`` and ``latent_cv``
+criteria of :mod:`noa_platform.evaluation.verdicts`, so that the numbers the trainer reports
+and the thresholds they are judged by mean the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def token_agreement(tokens_mno: Tensor, tokens_cno: Tensor,
+                    names: Sequence[str] | None = None) -> dict[str, object]:
+    """Fraction of tokens that are equal for MNO and CNO rollouts of the same (u0, θ).
+
+    ``tokens_*: [N, K]`` integer indices, one per codebook, row n of both from the same
+    (u0, θ). Returns ``{"per_codebook": {name: fraction}, "mean": fraction of all N·K tokens,
+    "all_codebooks": fraction of rows equal in every codebook}``. ``mean`` is the summary's
+    ``token_agreement``; names default to ``codebook0 .. codebook{K-1}``.
+    """
+    if tokens_mno.shape != tokens_cno.shape or tokens_mno.ndim != 2:
+        raise ValueError(
+            "tokens must both be [N, K], "
+            f"got {tuple(tokens_mno.shape)} and {tuple(tokens_cno.shape)}"
+        )
+    n, k = tokens_mno.shape
+    if names is None:
+        names = [f"codebook{j}" for j in range(k)]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} codebook names for {k} codebooks")
+    if n == 0:
+        raise ValueError("token agreement needs at least one trajectory")
+    equal = tokens_mno.cpu() == tokens_cno.cpu()
+    per_codebook = equal.double().mean(dim=0)
+    return {
+        "per_codebook": {name: float(v) for name, v in zip(names, per_codebook)},
+        "mean": float(equal.double().mean()),
+        "all_codebooks": float(equal.all(dim=1).double().mean()),
+    }
+
+
+def latent_cosine(latent_mno: Tensor, latent_cno: Tensor) -> float:
+    """Mean cosine similarity between paired latents ``[..., D]`` (e.g. ``[N, T, D]``).
+
+    1 means the MNO's projected latents point where the CNO's do. A pair of zero vectors
+    counts as 1 (both say nothing, alike) and a zero vector against a non-zero one as 0.
+    """
+    if latent_mno.shape != latent_cno.shape:
+        raise ValueError(
+            f"latents differ in shape: {tuple(latent_mno.shape)} vs {tuple(latent_cno.shape)}"
+        )
+    a = latent_mno.to(torch.float64).reshape(-1, latent_mno.shape[-1])
+    b = latent_cno.to(torch.float64).reshape(-1, latent_cno.shape[-1])
+    na, nb = a.norm(dim=1), b.norm(dim=1)
+    cos = (a * b).sum(dim=1) / (na * nb)
+    both_zero = ((na == 0) & (nb == 0)).to(cos.dtype)
+    cos = torch.where((na == 0) | (nb == 0), both_zero, cos)
+    return float(cos.clamp(-1.0, 1.0).mean())
+
+
+def latent_cv(latents: Tensor) -> float:
+    """Coefficient of variation over time of projected latent norms, averaged over samples.
+
+    ``latents: [N, T, D]`` (one projected latent per sampled step). Per sample
+    ``std_t ‖z_t‖ / mean_t ‖z_t‖`` (population std), then the mean over samples: small values
+    mean the alignment is steady along the trajectory rather than good at some steps only.
+    nan when a sample's latents are all zero (a collapsed projector is not "steady").
+    """
+    if latents.ndim != 3:
+        raise ValueError(f"latents must be [N, T, D], got {tuple(latents.shape)}")
+    norms = latents.to(torch.float64).norm(dim=-1)
+    mean = norms.mean(dim=1)
+    std = norms.std(dim=1, correction=0)
+    if bool((mean == 0).any()):
+        return math.nan
+    return float((std / mean).mean())

@@ -1,0 +1,1 @@
+"""MNO training: truncated BPTT, losses, schedules, checkpoints, the `noa train` pipeline."""

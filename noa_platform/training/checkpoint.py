@@ -1,0 +1,51 @@
+"""Checkpoints: written atomically, read without unpickling arbitrary objects.
+
+A checkpoint is a ``torch.save`` of plain containers, numbers, strings and tensors only, read
+back with ``torch.load(weights_only=True)``, which refuses anything else. It holds what exact
+resumption needs (PyTorch Lightning's list, adapted): model, optimizer, scheduler, projector,
+optimizer step, epoch and position in that epoch's data order, RNG state, early-stopping and
+non-finite counters, the run config and the fingerprints of the dataset and tokenizer it was
+trained with.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from noa_platform.errors import NoaError
+
+FORMAT = "noa-mno-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; one-line errors otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise NoaError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle refused, ...
+        raise NoaError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise NoaError(f"{path}: not a noa MNO checkpoint")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise NoaError(f"{path}: checkpoint format {state.get('format_version')} is not "
+                       f"supported (expected {FORMAT_VERSION})")
+    return state

@@ -1,0 +1,203 @@
+"""``noa train DOMAIN``: the CNO-trained pipeline in one call.
+
+1. **dataset** — the CNO dataset (generated when missing, resumable; features added when
+   missing);
+2. **tokenizer** — the VQ-VAE fitted on the CNO features of the training split, saved with
+   its report (JSON + PNG);
+3. **mno** — the U-AFNO (or the domain's architecture) trained on CNO trajectories with
+   truncated BPTT, optionally aligned with the frozen tokenizer;
+4. **validation** — MNO rollouts against the CNO on the test split, written to the report.
+
+Every stage leaves its result in the run folder and is skipped when a result made from the
+same inputs is already there, so running the same command again after an interruption
+continues instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from noa_platform.api import Domain
+from noa_platform.config import RunConfig, first_difference
+from noa_platform.data.features import add_features
+from noa_platform.data.generate import generate
+from noa_platform.data.store import DatasetFile
+from noa_platform.errors import NoaError
+from noa_platform.models import count_parameters
+from noa_platform.models.operator import NeuralOperator, channel_statistics
+from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
+from noa_platform.training.data import SplitData
+from noa_platform.training.trainer import Trainer
+
+STAGES = ("tokenizer", "mno", "all")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise NoaError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Pipeline:
+    """One run folder: ``config.json``, ``dataset.h5`` (unless given), ``tokenizer/``,
+    ``checkpoints/``, ``metrics.jsonl``, ``report.json`` and the pictures."""
+
+    def __init__(self, domain: Domain, config: RunConfig, run_dir: str | os.PathLike, *,
+                 dataset: str | os.PathLike | None = None, device: str = "auto",
+                 progress: bool = True, log: Callable[[str], None] = print):
+        self.domain, self.config = domain, config
+        self.run_dir = Path(run_dir)
+        self.dataset_path = Path(dataset) if dataset else self.run_dir / "dataset.h5"
+        self.device = resolve_device(device)
+        self.progress, self.log = progress, log
+        self.tokenizer_dir = self.run_dir / "tokenizer"
+        self.final_path = self.run_dir / "checkpoints" / "final.pt"
+
+    # ------------------------------------------------------------------ stages
+
+    def prepare_dataset(self) -> DatasetFile:
+        if not self.dataset_path.exists():
+            self.log(f"dataset {self.dataset_path} missing: generating it")
+            generate(self.domain, self.config.generation, self.dataset_path,
+                     device=str(self.device), progress=self.progress, log=self.log)
+        with DatasetFile(self.dataset_path) as ds:
+            if ds.domain != self.domain.name:
+                raise NoaError(f"{self.dataset_path}: a {ds.domain!r} dataset, not "
+                               f"{self.domain.name!r}")
+        add_features(self.dataset_path, progress=self.progress, log=self.log)
+        return DatasetFile(self.dataset_path)
+
+    def _features(self, ds: DatasetFile, split: str) -> tuple[dict[str, torch.Tensor],
+                                                             dict[str, tuple[str, ...]]]:
+        idx = ds.split(split)
+        feats, names = {}, {}
+        for family in ds.feature_families():
+            arr, names[family] = ds.features(family)
+            feats[family] = torch.from_numpy(arr[idx])
+        return feats, names
+
+    def train_tokenizer(self, ds: DatasetFile) -> Any:
+        from noa_platform.tokenizer import Tokenizer, plot_report, report
+
+        stamp = {"dataset": ds.fingerprint,
+                 "tokenizer": self.config.tokenizer.model_dump(mode="json")}
+        stamp_path = self.tokenizer_dir / "provenance.json"
+        if stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
+            self.log(f"tokenizer in {self.tokenizer_dir} is up to date")
+            return Tokenizer.load(self.tokenizer_dir)
+        train, names = self._features(ds, "train")
+        val, _ = self._features(ds, "val")
+        self.log(f"training the tokenizer on {len(ds.split('train'))} CNO feature vectors")
+        tok = Tokenizer.fit(train, names, self.config.tokenizer, val_features=val,
+                            progress=self.progress)
+        tok.save(self.tokenizer_dir)
+        rep = {"train": report(tok, train), "val": report(tok, val), "fit": tok.fit_summary}
+        (self.tokenizer_dir / "report.json").write_text(json.dumps(rep, indent=2))
+        plot_report(rep["val"], self.tokenizer_dir / "report.png")
+        stamp_path.write_text(json.dumps(stamp))
+        v = rep["val"]
+        self.log(f"tokenizer: {tok.n_codebooks} codebooks, val reconstruction "
+                 f"{v['reconstruction_mse']:.4f}, min utilization {v['min_utilization']:.2f}, "
+                 f"min perplexity/size {v['min_perplexity_ratio']:.2f}")
+        return tok
+
+    def build_operator(self, train: SplitData) -> NeuralOperator:
+        torch.manual_seed(self.config.training.seed)
+        arch = self.domain.architecture(self.config.mno.architecture)
+        mean, std = channel_statistics(train.sample(256))
+        return NeuralOperator(arch, mean, std)
+
+    def train_mno(self, ds: DatasetFile, tokenizer: Any, resume: str | os.PathLike | None
+                  ) -> NeuralOperator:
+        cfg = self.config.training
+        train = SplitData.load(ds, "train", cfg.timesteps)
+        val = SplitData.load(ds, "val", cfg.timesteps)
+        operator = self.build_operator(train)
+        feature_fn = None
+        tok_fp = ""
+        if cfg.lambda_commit > 0 or cfg.lambda_latent > 0:
+            from noa_platform.features import extract_features
+
+            feature_fn = extract_features
+            tok_fp = _file_digest(self.tokenizer_dir / "weights.safetensors")
+            tokenizer = tokenizer.to(self.device)
+        trainer = Trainer(operator, self.config, train, val, self.run_dir,
+                          dataset_fingerprint=ds.fingerprint,
+                          tokenizer=tokenizer if feature_fn else None,
+                          tokenizer_fingerprint=tok_fp, feature_fn=feature_fn,
+                          device=self.device, progress=self.progress, log=self.log)
+        n_params = count_parameters(operator)
+        self.projector = trainer.projector
+        if self.final_path.exists() and resume is None:
+            final = load_checkpoint(self.final_path)
+            diff = first_difference(json.loads(final["config"]), trainer.config_json)
+            if diff is None and final["dataset_fingerprint"] == ds.fingerprint:
+                self.log(f"MNO in {self.final_path} is up to date")
+                best = load_checkpoint(self.run_dir / "checkpoints" / "best.pt")
+                operator.load_state_dict(best["model"])
+                if self.projector is not None:
+                    self.projector.load_state_dict(best["projector"])
+                return operator
+            raise NoaError(f"{self.run_dir} holds an MNO trained with other settings "
+                           f"({diff or 'another dataset'}); use another --run-dir")
+        last = self.run_dir / "checkpoints" / "last.pt"
+        if resume is None and last.exists():
+            resume = last
+            self.log(f"found {last}: resuming from it")
+        if resume is not None:
+            trainer.resume(resume)
+        self.log(f"training the MNO: {n_params:,} parameters, {len(train)} trajectories of "
+                 f"{train.n_frames} steps, window {cfg.bptt_window}, device {self.device}")
+        state = trainer.fit()
+        save_checkpoint(self.final_path, trainer.checkpoint_state())
+        # Validate the best epoch's weights rather than the last.
+        best = load_checkpoint(self.run_dir / "checkpoints" / "best.pt")
+        operator.load_state_dict(best["model"])
+        if self.projector is not None:
+            self.projector.load_state_dict(best["projector"])
+        self.log(f"MNO trained: {state.step} steps, best val L_traj {state.best_val:.4g}"
+                 + (f" ({state.stopped})" if state.stopped else ""))
+        (self.run_dir / "mno.json").write_text(json.dumps({
+            "parameters": n_params, "steps": state.step, "epochs": state.epoch,
+            "best_val_traj": state.best_val, "nonfinite_updates": state.nonfinite,
+            "stopped": state.stopped, "projector": trainer.projector is not None,
+        }, indent=2))
+        return operator
+
+    # ------------------------------------------------------------------ the whole run
+
+    def run(self, stage: str = "all", resume: str | os.PathLike | None = None) -> Path:
+        if stage not in STAGES:
+            raise NoaError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(
+            json.dumps({"domain": self.domain.name, **self.config.model_dump(mode="json")},
+                       indent=2))
+        self.projector = None
+        with self.prepare_dataset() as ds:
+            tokenizer = self.train_tokenizer(ds)
+            if stage == "tokenizer":
+                return self.tokenizer_dir / "report.json"
+            operator = self.train_mno(ds, tokenizer, resume)
+            from noa_platform.evaluation.post_training import validate_run
+
+            return validate_run(self.domain, operator, tokenizer, ds, self.run_dir,
+                                self.config, projector=self.projector, device=self.device,
+                                log=self.log)
