@@ -91,6 +91,9 @@ class TrainingConfig(StrictModel):
     timesteps: int | None = Field(
         None, ge=1, description="rollout length trained on; default: every frame of the dataset")
     bptt_window: int = Field(8, ge=1, description="frames backpropagated through per update")
+    teacher_forcing_epochs: int = Field(
+        0, ge=0, description="first epochs whose windows start from the CNO frame instead of "
+        "the rollout (a curriculum: learn the local map before the long-horizon drift)")
     lambda_commit: float = Field(0.0, ge=0, description="weight of L_commit (0 = off)")
     lambda_latent: float = Field(0.0, ge=0, description="weight of L_latent (0 = off)")
     latent_sample_steps: int = Field(

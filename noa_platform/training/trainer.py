@@ -226,8 +226,11 @@ class Trainer:
         past = [true[:, :1]]
         sums: dict[str, float] = {}
         T, W = self.train.n_frames, self.cfg.bptt_window
+        forced = self.state.epoch < self.cfg.teacher_forcing_epochs
         for start in range(0, T, W):
             end = min(start + W, T)
+            if forced:
+                u = true[:, start]
             loss, parts, u, past = self._window_loss(true, theta, u.detach(), past, start, end)
             self.optimizer.zero_grad(set_to_none=True)
             ok = bool(torch.isfinite(loss))

@@ -1,0 +1,292 @@
+"""Exponential time differencing for semi-linear problems ``u_t = L u + N(u)``.
+
+The linear operator ``L`` is diagonal in Fourier space: it is given as its symbol, a tensor
+broadcastable to the spectrum ``[B, C, H, W//2+1]`` of the state, real or complex, which may
+differ per sample (``B``) and per channel (``C``). The nonlinear part ``N`` is any callable from
+the state's spectrum to the spectrum of ``N(u)``. A solver is composed, as in the exponax
+library, from three independent choices: its linear symbol, its nonlinear function and an
+integrator (:data:`INTEGRATORS`), e.g.::
+
+    stepper = make_stepper("etdrk4", linear=D * laplacian_symbol(grid), dt=0.5,
+                           nonlinear=lambda u_hat: rfft2(f(irfft2(u_hat))))
+    u_hat = stepper.advance(u_hat, n_steps)
+
+Coefficients. ETD schemes need the φ-functions ``φ_k(z)`` at ``z = dt·L``. Their closed forms
+(``φ_1(z) = (e^z - 1)/z`` ...) lose every digit to cancellation near ``z = 0``, so they are
+evaluated by the contour-integral method of Kassam & Trefethen (2005): ``φ_k(z)`` is the mean of
+``φ_k`` over ``M`` points on a circle around ``z`` (Cauchy's formula, trapezoidal rule, which
+converges geometrically for these entire functions). Unlike the original radius-1 circle —
+whose points come within ``|sin(π/2M)|`` of the origin when ``|z| ≈ 1`` — the circle here is
+chosen so that every point stays at distance >= 1 from the origin (radius 1 when ``|z| >= 2``,
+radius 3 otherwise), which bounds the cancellation everywhere. Everything is computed in
+float64/complex128 on the CPU and only then cast to the run's dtype and device.
+
+Determinism. Coefficients of a per-sample ``L`` are computed sample by sample, and spectra are
+multiplied by coefficients with real arithmetic only (complex128 products take different SIMD
+and scalar code paths on CPU, whose last bits differ), so a sample's result does not depend on
+which batch it is computed in.
+
+References: S. M. Cox, P. C. Matthews, J. Comput. Phys. 176 (2002) 430–455 (ETDRK schemes);
+A.-K. Kassam, L. N. Trefethen, SIAM J. Sci. Comput. 26 (2005) 1214–1233 (contour integrals).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+__all__ = [
+    "ETDRK1",
+    "ETDRK2",
+    "ETDRK4",
+    "ETDIntegrator",
+    "INTEGRATORS",
+    "make_stepper",
+    "phi_functions",
+]
+
+Nonlinear = Callable[[torch.Tensor], torch.Tensor]
+
+
+def phi_functions(z: torch.Tensor | complex | float, max_order: int = 3,
+                  n_points: int = 32) -> list[torch.Tensor]:
+    """``[φ_0(z), φ_1(z), ..., φ_max_order(z)]`` as complex128 tensors of ``z``'s shape.
+
+    ``φ_0(z) = e^z`` and ``φ_k(z) = (φ_{k-1}(z) - 1/(k-1)!) / z``, with the removable
+    singularity at ``z = 0`` filled (``φ_k(0) = 1/k!``). Evaluated by the contour-integral method
+    (see the module docstring) to about 1e-14 relative accuracy for ``Re z`` up to ~ 700.
+    """
+    if max_order < 0:
+        raise ValueError("max_order must be >= 0")
+    if n_points < 8:
+        raise ValueError("use at least 8 contour points")
+    if not torch.is_tensor(z):
+        # torch.as_tensor would make a Python complex complex64 and lose half the digits.
+        z = torch.tensor(complex(z), dtype=torch.complex128)
+    z = z.detach().to("cpu", torch.complex128)
+    theta = (torch.arange(n_points, dtype=torch.float64) + 0.5) * (2.0 * math.pi / n_points)
+    circle = torch.polar(torch.ones_like(theta), theta).to(torch.complex128)
+    # Keep every contour point at distance >= 1 from the origin (see module docstring).
+    radius = torch.where(z.abs() >= 2.0, 1.0, 3.0).to(torch.complex128)
+    w = z.unsqueeze(-1) + radius.unsqueeze(-1) * circle
+    phis = [torch.exp(w)]
+    factorial = 1.0
+    for k in range(1, max_order + 1):
+        phis.append((phis[-1] - 1.0 / factorial) / w)
+        factorial *= k
+    out = [p.mean(dim=-1) for p in phis]
+    # Exact values at z = 0 (a zero eigenvalue: the mean mode, an undamped channel), so that a
+    # state that should not change, e.g. a uniform steady state, keeps its bits.
+    zero = z == 0
+    if bool(zero.any()):
+        factorial = 1.0
+        for k in range(max_order + 1):
+            factorial *= max(k, 1)
+            out[k] = torch.where(zero, torch.full_like(out[k], 1.0 / factorial), out[k])
+    return out
+
+
+def _as_linear(linear: torch.Tensor | float) -> torch.Tensor:
+    if not torch.is_tensor(linear):
+        linear = torch.tensor(linear, dtype=torch.complex128 if isinstance(linear, complex)
+                              else torch.float64)
+    lin = linear.detach().to("cpu")
+    if lin.is_complex():
+        return lin.to(torch.complex128)
+    return lin.to(torch.float64)
+
+
+def _cast(c: torch.Tensor, real: bool, dtype: torch.dtype, device) -> torch.Tensor:
+    """A complex128 coefficient to the run's dtype and layout.
+
+    For a real ``L`` only the real part is kept, duplicated along a trailing axis of 2 so that it
+    multiplies ``view_as_real(spectrum)`` as a contiguous tensor (a stride-0 trailing axis
+    would defeat vectorization and cost ~3x).
+    """
+    if real:
+        return c.real.to(dtype).unsqueeze(-1).expand(*c.shape, 2).contiguous().to(device)
+    cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+    return c.to(cdtype).to(device).contiguous()
+
+
+class ETDIntegrator:
+    """An ETD Runge–Kutta stepper for ``û_t = L û + N̂(û)`` with fixed ``dt``.
+
+    Built once per (``L``, ``dt``): the constructor precomputes every coefficient. ``linear``
+    is broadcastable to the spectrum ``[B, C, H, W//2+1]``; when its leading (batch) dimension
+    is larger than 1 the coefficients are computed one sample at a time (see module docstring).
+    ``dtype`` is the real dtype of the fields (float32 or float64); spectra passed to
+    :meth:`step` must be the matching complex dtype on ``device``.
+    """
+
+    #: Nominal order of accuracy in time.
+    order: int = 0
+    name: str = "abstract"
+
+    def __init__(self, linear: torch.Tensor | float, dt: float, nonlinear: Nonlinear, *,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+                 contour_points: int = 32, flush_subnormals: bool = True):
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"field dtype must be float32 or float64, got {dtype}")
+        dt = float(dt)
+        if not (math.isfinite(dt) and dt > 0):
+            raise ValueError(f"time step must be positive and finite, got {dt}")
+        self.dt = dt
+        self.nonlinear = nonlinear
+        self.flush_below = torch.finfo(dtype).tiny if flush_subnormals else 0.0
+        self.dtype = dtype
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        lin = _as_linear(linear)
+        self.real_coefficients = not lin.is_complex()
+        if lin.ndim == 4 and lin.shape[0] > 1:
+            # Per-sample L: one sample at a time, so each row's bits are batch-independent.
+            parts = [self._distinct_coefficients(dt * lin[i:i + 1], contour_points)
+                     for i in range(lin.shape[0])]
+            coeffs = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        else:
+            coeffs = self._distinct_coefficients(dt * lin, contour_points)
+        for key, value in coeffs.items():
+            setattr(self, key, _cast(value, self.real_coefficients, dtype, self.device))
+
+    def _coefficients(self, z: torch.Tensor, contour_points: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _distinct_coefficients(self, z: torch.Tensor,
+                               contour_points: int) -> dict[str, torch.Tensor]:
+        """Coefficients evaluated once per distinct value of a real ``z``, then scattered.
+
+        Isotropic symbols repeat each ``|k|²`` many times (8x fewer distinct values on 128²),
+        and the contour evaluation dominates the set-up cost. The distinct values depend only
+        on this ``z``, so the result stays a function of this sample's ``L`` alone.
+        """
+        if z.is_complex():
+            return self._coefficients(z, contour_points)
+        values, inverse = torch.unique(z, return_inverse=True)
+        return {k: v[inverse] for k, v in self._coefficients(values, contour_points).items()}
+
+    def _mul(self, coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``coef · x`` for a spectrum ``x`` using real arithmetic only (bit-reproducible)."""
+        if self.real_coefficients:
+            return torch.view_as_complex(torch.view_as_real(x) * coef)
+        xr, xi = x.real, x.imag
+        cr, ci = coef.real, coef.imag
+        return torch.complex(xr * cr - xi * ci, xr * ci + xi * cr)
+
+    def step(self, u_hat: torch.Tensor) -> torch.Tensor:
+        """One step of ``dt``: spectrum ``[B, C, H, W//2+1]`` in, same shape out."""
+        raise NotImplementedError
+
+    def advance(self, u_hat: torch.Tensor, n_steps: int) -> torch.Tensor:
+        """``n_steps`` steps of ``dt``, flushing subnormal spectral entries to zero after each.
+
+        Why flush: modes that only decay (``e^{z}`` per step, no forcing) pass through the
+        subnormal range, where CPU arithmetic is 10-100x slower (measured: a decaying
+        Gray–Scott run in float32 took 5x longer). Values below ``finfo.tiny`` (1.2e-38 in
+        float32) carry no information, and zeroing them is elementwise, hence bit-reproducible.
+        """
+        for _ in range(int(n_steps)):
+            u_hat = self.step(u_hat)
+            if self.flush_below:
+                r = torch.view_as_real(u_hat)
+                r.masked_fill_(r.abs() < self.flush_below, 0.0)
+        return u_hat
+
+
+class ETDRK1(ETDIntegrator):
+    """Exponential Euler: ``û⁺ = e^z û + dt φ₁(z) N̂(û)``, first order."""
+
+    order = 1
+    name = "etdrk1"
+
+    def _coefficients(self, z, contour_points):
+        phi = phi_functions(z, 1, contour_points)
+        return {"exp_z": phi[0], "c1": self.dt * phi[1]}
+
+    def step(self, u_hat):
+        return self._mul(self.exp_z, u_hat) + self._mul(self.c1, self.nonlinear(u_hat))
+
+
+class ETDRK2(ETDIntegrator):
+    """Cox–Matthews ETD2RK, second order.
+
+    ``a = e^z û + dt φ₁ N̂(û)``;  ``û⁺ = a + dt φ₂ (N̂(a) − N̂(û))``.
+    """
+
+    order = 2
+    name = "etdrk2"
+
+    def _coefficients(self, z, contour_points):
+        phi = phi_functions(z, 2, contour_points)
+        return {"exp_z": phi[0], "c1": self.dt * phi[1], "c2": self.dt * phi[2]}
+
+    def step(self, u_hat):
+        n_u = self.nonlinear(u_hat)
+        a = self._mul(self.exp_z, u_hat) + self._mul(self.c1, n_u)
+        return a + self._mul(self.c2, self.nonlinear(a) - n_u)
+
+
+class ETDRK4(ETDIntegrator):
+    """Cox–Matthews ETDRK4 in the Kassam–Trefethen form, fourth order.
+
+    With ``z = dt L``, ``E = e^z``, ``E₂ = e^{z/2}``, ``Q = (dt/2) φ₁(z/2)``::
+
+        a  = E₂ û + Q N̂(û)
+        b  = E₂ û + Q N̂(a)
+        c  = E₂ a + Q (2 N̂(b) − N̂(û))
+        û⁺ = E û + f₁ N̂(û) + 2 f₂ (N̂(a) + N̂(b)) + f₃ N̂(c)
+
+    ``f₁ = dt(φ₁ − 3φ₂ + 4φ₃)``, ``f₂ = dt(φ₂ − 2φ₃)``, ``f₃ = dt(4φ₃ − φ₂)`` at ``z``.
+    """
+
+    order = 4
+    name = "etdrk4"
+
+    def _coefficients(self, z, contour_points):
+        p = phi_functions(z, 3, contour_points)
+        h = phi_functions(z / 2, 1, contour_points)
+        dt = self.dt
+        return {
+            "exp_z": p[0],
+            "exp_half": h[0],
+            "q": 0.5 * dt * h[1],
+            "f1": dt * (p[1] - 3.0 * p[2] + 4.0 * p[3]),
+            # f2 is applied to 2(N_a + N_b): fold the 2 in here.
+            "f2x2": 2.0 * dt * (p[2] - 2.0 * p[3]),
+            "f3": dt * (4.0 * p[3] - p[2]),
+        }
+
+    def step(self, u_hat):
+        mul = self._mul
+        n_u = self.nonlinear(u_hat)
+        e_u = mul(self.exp_half, u_hat)
+        a = e_u + mul(self.q, n_u)
+        n_a = self.nonlinear(a)
+        b = e_u + mul(self.q, n_a)
+        n_b = self.nonlinear(b)
+        c = mul(self.exp_half, a) + mul(self.q, (n_b + n_b) - n_u)
+        n_c = self.nonlinear(c)
+        return (mul(self.exp_z, u_hat) + mul(self.f1, n_u) + mul(self.f2x2, n_a + n_b)
+                + mul(self.f3, n_c))
+
+
+#: Integrators by name, for configs and for composing solvers.
+INTEGRATORS: dict[str, type[ETDIntegrator]] = {
+    cls.name: cls for cls in (ETDRK1, ETDRK2, ETDRK4)
+}
+
+
+def make_stepper(integrator: str, *, linear: torch.Tensor | float, dt: float,
+                 nonlinear: Nonlinear, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None, contour_points: int = 32,
+                 flush_subnormals: bool = True) -> ETDIntegrator:
+    """Compose a stepper from a linear symbol, a nonlinear function and an integrator name."""
+    try:
+        cls = INTEGRATORS[integrator]
+    except KeyError:
+        raise ValueError(
+            f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}"
+        ) from None
+    return cls(linear, dt, nonlinear, dtype=dtype, device=device, contour_points=contour_points,
+               flush_subnormals=flush_subnormals)

@@ -1,0 +1,131 @@
+"""Fourier symbols on a periodic :class:`~noa_platform.api.Grid`.
+
+Everything here uses the ``rfft2`` layout of a real field ``[..., H, W]``: its transform is
+``[..., H, W // 2 + 1]``, the first Fourier axis (``y``, length ``H``) holds the integer
+frequencies ``0, 1, ..., -1`` in :func:`torch.fft.fftfreq` order and the second (``x``) the
+non-negative ones ``0 .. W // 2``. Physical wavenumbers are ``k = 2π n / L`` with ``L`` the
+grid's extent along that axis, so a symbol built here is right for any extent, not only for
+``2π``-periodic boxes.
+
+Symbols are built in float64 on the CPU (they are small and computed once) and then moved;
+callers cast them to the run's dtype and device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from noa_platform.api import Grid
+
+__all__ = [
+    "dealias_mask",
+    "gradient",
+    "integer_frequencies",
+    "laplacian",
+    "laplacian_symbol",
+    "rfft_shape",
+    "wavenumbers",
+]
+
+
+def _require_periodic(grid: Grid) -> None:
+    if not grid.periodic:
+        raise ValueError("Fourier symbols need a periodic grid")
+
+
+def rfft_shape(grid: Grid) -> tuple[int, int]:
+    """Shape ``(H, W // 2 + 1)`` of the ``rfft2`` of a field on ``grid``."""
+    h, w = grid.shape
+    return (h, w // 2 + 1)
+
+
+def integer_frequencies(
+    grid: Grid, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer frequencies ``(ny [H, 1], nx [1, W//2+1])`` (float64) in ``rfft2`` layout."""
+    _require_periodic(grid)
+    h, w = grid.shape
+    ny = torch.fft.fftfreq(h, d=1.0 / h, dtype=torch.float64).round()
+    nx = torch.fft.rfftfreq(w, d=1.0 / w, dtype=torch.float64).round()
+    return ny.reshape(h, 1).to(device), nx.reshape(1, -1).to(device)
+
+
+def wavenumbers(
+    grid: Grid, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Physical wavenumbers ``(ky [H, 1], kx [1, W//2+1])`` (float64), ``k = 2π n / L``."""
+    ny, nx = integer_frequencies(grid, device)
+    ly, lx = grid.extent
+    return ny * (2.0 * math.pi / ly), nx * (2.0 * math.pi / lx)
+
+
+def laplacian_symbol(grid: Grid, device: torch.device | str | None = None) -> torch.Tensor:
+    """The symbol ``-|k|² = -(ky² + kx²)`` of ``Δ``, shape ``[H, W//2+1]`` float64.
+
+    This is the exact spectral Laplacian (not a finite-difference stencil), so pure diffusion
+    ``u_t = D Δu`` is solved exactly by ``û(t) = exp(-D |k|² t) û(0)``.
+    """
+    ky, kx = wavenumbers(grid, device)
+    return -(ky * ky + kx * kx)
+
+
+def _odd_derivative_symbol(grid: Grid, axis: int, device) -> torch.Tensor:
+    """``i k`` along ``axis`` (0 = y, 1 = x), with the Nyquist mode zeroed.
+
+    The Nyquist mode of an even-length axis has no sign: ``i k`` applied to it would produce a
+    non-real field, so first derivatives drop it (the usual convention).
+    """
+    ky, kx = wavenumbers(grid, device)
+    h, w = grid.shape
+    if axis == 0:
+        k = ky.clone()
+        if h % 2 == 0:
+            k[h // 2, 0] = 0.0
+        k = k.expand(h, w // 2 + 1)
+    else:
+        k = kx.clone()
+        if w % 2 == 0:
+            k[0, w // 2] = 0.0
+        k = k.expand(h, w // 2 + 1)
+    return torch.complex(torch.zeros_like(k), k)
+
+
+def gradient(u: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spectral gradient ``(∂u/∂y, ∂u/∂x)`` of a real field ``[..., H, W]``.
+
+    Returns real tensors of ``u``'s shape, dtype and device. Exact (to rounding) for band-limited
+    fields, i.e. for any field resolved by the grid.
+    """
+    if tuple(u.shape[-2:]) != tuple(grid.shape):
+        raise ValueError(f"field of shape {list(u.shape)} does not live on grid {grid.shape}")
+    u_hat = torch.fft.rfft2(u)
+    out = []
+    for axis in (0, 1):
+        sym = _odd_derivative_symbol(grid, axis, u.device).to(u_hat.dtype)
+        out.append(torch.fft.irfft2(sym * u_hat, s=grid.shape))
+    return out[0], out[1]
+
+
+def laplacian(u: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """Spectral Laplacian of a real field ``[..., H, W]`` (same shape, dtype and device)."""
+    if tuple(u.shape[-2:]) != tuple(grid.shape):
+        raise ValueError(f"field of shape {list(u.shape)} does not live on grid {grid.shape}")
+    sym = laplacian_symbol(grid, u.device).to(u.dtype)
+    return torch.fft.irfft2(sym * torch.fft.rfft2(u), s=grid.shape)
+
+
+def dealias_mask(grid: Grid, fraction: float = 2.0 / 3.0,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean mask ``[H, W//2+1]`` of the modes kept by the (default 2/3) dealiasing rule.
+
+    A mode is kept when ``|n_y| <= fraction · (H/2)`` and ``|n_x| <= fraction · (W/2)``
+    (integer frequencies), i.e. Orszag's rule: products of two kept fields alias only into
+    modes that the mask removes. Multiply a quadratic nonlinearity's transform by this mask.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"dealiasing fraction must be in (0, 1], got {fraction}")
+    ny, nx = integer_frequencies(grid, device)
+    h, w = grid.shape
+    return (ny.abs() <= fraction * (h / 2)) & (nx.abs() <= fraction * (w / 2))
