@@ -84,9 +84,10 @@ class Pipeline:
         add_features(self.dataset_path, progress=self.progress, log=self.log)
         return DatasetFile(self.dataset_path)
 
-    def _features(self, ds: DatasetFile, split: str) -> tuple[dict[str, torch.Tensor],
-                                                             dict[str, tuple[str, ...]]]:
-        idx = ds.split(split)
+    def _features(self, ds: DatasetFile, split: str | None) -> tuple[
+            dict[str, torch.Tensor], dict[str, tuple[str, ...]]]:
+        """Stored features of one split (``None``: every sample)."""
+        idx = ds.split(split) if split else slice(None)
         feats, names = {}, {}
         for family in ds.feature_families():
             arr, names[family] = ds.features(family)
@@ -108,14 +109,17 @@ class Pipeline:
         tok = Tokenizer.fit(train, names, self.config.tokenizer, val_features=val,
                             progress=self.progress)
         tok.save(self.tokenizer_dir)
-        rep = {"train": report(tok, train), "val": report(tok, val), "fit": tok.fit_summary}
+        everything, _ = self._features(ds, None)
+        rep = {"dataset": report(tok, everything), "train": report(tok, train),
+               "val": report(tok, val), "fit": tok.fit_summary}
         (self.tokenizer_dir / "report.json").write_text(json.dumps(rep, indent=2))
-        plot_report(rep["val"], self.tokenizer_dir / "report.png")
+        plot_report(rep["dataset"], self.tokenizer_dir / "report.png")
         stamp_path.write_text(json.dumps(stamp))
-        v = rep["val"]
-        self.log(f"tokenizer: {tok.n_codebooks} codebooks, val reconstruction "
-                 f"{v['reconstruction_mse']:.4f}, min utilization {v['min_utilization']:.2f}, "
-                 f"min perplexity/size {v['min_perplexity_ratio']:.2f}")
+        a, v = rep["dataset"], rep["val"]
+        self.log(f"tokenizer: {tok.n_codebooks} codebooks of {tok.codebook_sizes[0]} codes; over "
+                 f"the dataset min utilization {a['min_utilization']:.2f}, min perplexity/size "
+                 f"{a['min_perplexity_ratio']:.2f}; validation reconstruction "
+                 f"{v['reconstruction_mse']:.4f} (normalized MSE)")
         return tok
 
     def build_operator(self, train: SplitData) -> NeuralOperator:
