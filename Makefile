@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DOMAINS))
 
 demo: $(STAMP)
 	$(VENV)/bin/noa domains list
+	$(VENV)/bin/noa train reaction-diffusion --preset quick
 
 # pytest exits 5 when it collects no test; make treats any non-zero exit as failure.
 test: $(STAMP)

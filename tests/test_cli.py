@@ -81,3 +81,37 @@ def test_errors_are_one_line_without_traceback_unless_verbose():
     assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr
     res = noa("--verbose", "domains", "show", "nope")
     assert res.returncode == 1 and "Traceback" in res.stderr
+
+
+def test_generate_info_and_features_from_the_command_line(fixture_plugins, tmp_path):
+    out = tmp_path / "toy.h5"
+    res = run("generate", "good-toy", "--n", "12", "--out", str(out), "--seed", "3",
+              "--no-features", "--quiet")
+    assert res.exit_code == 0, res.output
+    res = run("data", "info", str(out), "--json")
+    info = json.loads(res.output)
+    assert info["samples"] == 12 and info["complete"] and info["features"] == {}
+    assert info["config"]["seed"] == 3
+    assert run("features", str(out), "--quiet").exit_code == 0
+    info = json.loads(run("data", "info", str(out), "--json").output)
+    assert set(info["features"]) == {"initial", "summary", "temporal"}
+    res = run("features", str(out), "--quiet")  # idempotent
+    assert res.exit_code == 0 and "already present" in res.output
+    text = run("data", "info", str(out)).output
+    assert "12 written, complete" in text and "rate" in text
+
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5 at all")
+    res = run("data", "info", str(bad))
+    assert res.exit_code == 1 and "bad.h5: not a readable HDF5 file" in res.output
+
+
+def test_bad_config_key_is_one_line_naming_file_and_key(fixture_plugins, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[generation]\nn_sampels = 4\n")
+    res = run("generate", "good-toy", "--out", str(tmp_path / "x.h5"), "--config", str(cfg))
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1] == \
+        f"error: {cfg}: generation.n_sampels: Extra inputs are not permitted"
+    res = run("generate", "good-toy", "--out", str(tmp_path / "x.h5"), "--preset", "huge")
+    assert res.exit_code == 1 and "has no preset 'huge'; known: quick, standard" in res.output

@@ -207,7 +207,7 @@ class Trainer:
         if self.use_commit or self.use_latent:
             rollout = torch.cat([*past, pred], dim=1)
             if self.use_commit:
-                l_commit = self.tokenizer.commitment_loss(self.feature_fn(rollout))
+                l_commit = self.tokenizer.commitment_loss(self.feature_fn(rollout), check=False)
                 loss = loss + self.cfg.lambda_commit * l_commit
                 parts["commit"] = l_commit.item()
             if self.use_latent:
