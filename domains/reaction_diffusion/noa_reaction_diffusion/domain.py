@@ -62,8 +62,8 @@ class ReactionDiffusion(Domain):
             },
             "mno": {"architecture": {"base_channels": 16, "levels": 2, "modes": 8,
                                      "afno_blocks": 2, "num_blocks": 4, "cond_dim": 32}},
-            "training": {"epochs": 40, "batch_size": 8, "lr": 2e-3, "warmup_steps": 50,
-                         "timesteps": 8, "bptt_window": 4, "early_stop_patience": 6,
+            "training": {"epochs": 45, "batch_size": 8, "lr": 2e-3, "warmup_steps": 50,
+                         "timesteps": 8, "bptt_window": 4, "early_stop_patience": 10,
                          "lambda_commit": 0.1, "lambda_latent": 0.1},
         },
         "standard": {
