@@ -15,6 +15,7 @@ continues instead of starting over.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -66,9 +67,17 @@ class Pipeline:
         self.run_dir = Path(run_dir)
         self.dataset_path = Path(dataset) if dataset else self.run_dir / "dataset.h5"
         self.device = resolve_device(device)
-        self.progress, self.log = progress, log
+        self.progress, self._echo = progress, log
         self.tokenizer_dir = self.run_dir / "tokenizer"
         self.final_path = self.run_dir / "checkpoints" / "final.pt"
+
+    def log(self, message: str) -> None:
+        """Print a message and keep it, time-stamped, in ``RUN_DIR/train.log``."""
+        self._echo(message)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        with (self.run_dir / "train.log").open("a") as fh:
+            fh.write(f"{stamp} {message}\n")
 
     # ------------------------------------------------------------------ stages
 

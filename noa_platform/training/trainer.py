@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,7 +254,11 @@ class Trainer:
                         f"gradient (training.max_nonfinite = {self.cfg.max_nonfinite}); "
                         "lower training.lr or check the dataset")
             lr = self.optimizer.param_groups[0]["lr"]
-            self.scheduler.step()
+            with warnings.catch_warnings():
+                # After a skipped update torch warns that the schedule moves without a step;
+                # that is the intent (see above).
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                self.scheduler.step()
             self.state.step += 1
             rec = {"step": self.state.step, "epoch": self.state.epoch + 1,
                    "loss": float(loss.item()), **parts, "lr": lr, "grad_norm": grad_norm,
