@@ -62,9 +62,9 @@ class ReactionDiffusion(Domain):
             },
             "mno": {"architecture": {"base_channels": 16, "levels": 2, "modes": 8,
                                      "afno_blocks": 2, "num_blocks": 4, "cond_dim": 32}},
-            "training": {"epochs": 45, "batch_size": 8, "lr": 2e-3, "warmup_steps": 50,
-                         "timesteps": 8, "bptt_window": 4, "early_stop_patience": 10,
-                         "lambda_commit": 0.1, "lambda_latent": 0.1},
+            "training": {"epochs": 50, "batch_size": 16, "lr": 3e-3, "warmup_steps": 50,
+                         "timesteps": 8, "bptt_window": 4, "early_stop_patience": 20,
+                         "lambda_commit": 0.01, "lambda_latent": 0.01},
         },
         "standard": {
             "generation": {
@@ -74,8 +74,8 @@ class ReactionDiffusion(Domain):
             "mno": {"architecture": {"base_channels": 32, "levels": 3, "modes": 16,
                                      "afno_blocks": 4, "num_blocks": 8, "cond_dim": 64}},
             "training": {"epochs": 40, "batch_size": 16, "lr": 1e-3, "warmup_steps": 200,
-                         "timesteps": 32, "bptt_window": 8, "early_stop_patience": 5,
-                         "lambda_commit": 0.1, "lambda_latent": 0.1},
+                         "timesteps": 32, "bptt_window": 8, "early_stop_patience": 10,
+                         "lambda_commit": 0.01, "lambda_latent": 0.01},
         },
     }
 
