@@ -40,6 +40,10 @@ def _check(n: int, channels: int, generator: torch.Generator) -> None:
 def normalize_fields(x: torch.Tensor, eps: float = 1e-300) -> torch.Tensor:
     """Zero mean, unit population std per ``[..., H, W]`` slice; a constant slice becomes 0."""
     x = x - x.mean(dim=(-2, -1), keepdim=True)
+    # Divide by max|x| first: squaring a field of size 1e-160 (a blob narrower than a cell)
+    # underflows and would give a wrong std.
+    peak = x.abs().amax(dim=(-2, -1), keepdim=True)
+    x = torch.where(peak > 0, x / peak.clamp_min(eps), x)
     std = x.square().mean(dim=(-2, -1), keepdim=True).sqrt()
     return torch.where(std > eps, x / std.clamp_min(eps), torch.zeros_like(x))
 
