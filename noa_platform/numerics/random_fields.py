@@ -139,7 +139,7 @@ def gaussian_blobs(n: int, grid: Grid, generator: torch.Generator, *, n_blobs: i
     """Sum of ``n_blobs`` periodic Gaussian bumps ``a exp(-|x - c|² / (2σ²))``.
 
     Centres uniform on the torus (distances by minimum image, so bumps wrap around), widths σ
-    uniform in ``width`` (default 1/32 to 1/12 of the shorter extent), amplitudes uniform in
+    uniform in ``width`` (default 1/32 to 1/12 of the shorter extent, at least one grid spacing), amplitudes uniform in
     ``[0.5, 1]`` and, with ``signed``, a random sign. Unnormalized, the field is >= 0 unless
     ``signed``, which makes it directly usable as a concentration.
     """
@@ -147,7 +147,13 @@ def gaussian_blobs(n: int, grid: Grid, generator: torch.Generator, *, n_blobs: i
     if n_blobs < 1:
         raise ValueError("need n_blobs >= 1")
     size = min(grid.extent)
-    lo, hi = width if width is not None else (size / 32.0, size / 12.0)
+    if width is None:
+        # At least one grid spacing: a narrower bump falls between grid points and the field
+        # would be numerically zero on a coarse or very anisotropic grid.
+        cell = max(grid.spacing)
+        lo, hi = max(size / 32.0, cell), max(size / 12.0, cell)
+    else:
+        lo, hi = width
     if not (0 < lo <= hi):
         raise ValueError(f"blob widths need 0 < low <= high, got {(lo, hi)}")
     shape = (n, channels, n_blobs)
