@@ -3,7 +3,8 @@
 Features come from synthetic trajectories (random decaying and growing Fourier modes, so the
 feature columns vary and correlate as real ones do) with the preset's sample count and
 horizon; the fit uses the default tokenizer config. Reported per preset: feature extraction
-time, fit time, steps per second, and the fit's own reconstruction / utilization.
+time, fit time and steps per second. Quality is not reported here: synthetic features say
+nothing about it (see the tokenizer report of a real run, ``RUN_DIR/tokenizer/report.json``).
 
     python benchmarks/tokenizer.py [--presets quick standard]
 """
@@ -18,7 +19,7 @@ import time
 import torch
 
 from noa_platform.features import extract_features, feature_names
-from noa_platform.tokenizer import Tokenizer, TokenizerConfig, report
+from noa_platform.tokenizer import Tokenizer, TokenizerConfig
 
 PRESETS = {"quick": {"n_samples": 256, "frames": 33}, "standard": {"n_samples": 4096, "frames": 65}}
 
@@ -52,20 +53,14 @@ def run(preset: str) -> dict:
                 feats.setdefault(k, []).append(v)
     features = {k: torch.cat(v) for k, v in feats.items()}
     extract_s = time.perf_counter() - start
-    n_train = int(0.8 * n)
-    train = {k: v[:n_train] for k, v in features.items()}
-    val = {k: v[n_train:] for k, v in features.items()}
+    train = {k: v[:int(0.8 * n)] for k, v in features.items()}
     config = TokenizerConfig()
     start = time.perf_counter()
     tok = Tokenizer.fit(train, feature_names(), config, progress=False)
     fit_s = time.perf_counter() - start
-    rep_all, rep_val = report(tok, features), report(tok, val)
     return {"n_samples": n, "frames": spec["frames"], "feature_seconds": extract_s,
             "fit_seconds": fit_s, "steps": config.steps, "steps_per_s": config.steps / fit_s,
-            "n_codebooks": tok.n_codebooks, "codebook_size": tok.codebook_sizes[0],
-            "val_reconstruction_mse": rep_val["reconstruction_mse"],
-            "min_utilization": rep_all["min_utilization"],
-            "min_perplexity_ratio": rep_all["min_perplexity_ratio"]}
+            "n_codebooks": tok.n_codebooks, "codebook_size": tok.codebook_sizes[0]}
 
 
 def main() -> None:
