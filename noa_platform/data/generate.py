@@ -70,13 +70,18 @@ class Plan:
                 "config": self.config.model_dump(mode="json")}
 
     def simulate(self, indices: np.ndarray, device: str = "cpu") -> torch.Tensor:
-        c = self.config
-        return simulate(
-            self.domain, self.values[indices], self.seeds[indices],
-            [self.families[i] for i in indices],
-            n_frames=c.n_frames, resolution=c.resolution,
-            dtype=getattr(torch, c.dtype), device=device, noise_amplitude=c.noise_amplitude,
-        )
+        return simulate_as_configured(self.domain, self.config, self.values[indices],
+                                      self.seeds[indices], [self.families[i] for i in indices],
+                                      device=device)
+
+
+def simulate_as_configured(domain: Domain, config: GenerationConfig, values: np.ndarray,
+                           seeds: np.ndarray, families: list[str], *, device: str = "cpu",
+                           dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Samples simulated with a dataset's generation settings (generation and replay)."""
+    return simulate(domain, values, seeds, families, n_frames=config.n_frames,
+                    resolution=config.resolution, dtype=dtype or getattr(torch, config.dtype),
+                    device=device, noise_amplitude=config.noise_amplitude)
 
 
 def default_feature_fn() -> tuple[FeatureFn, dict[str, tuple[str, ...]]]:
@@ -189,13 +194,9 @@ def replay(domain: Domain, dataset: DatasetFile, indices: Any, *, dtype: torch.d
     if np.any(np.diff(idx) <= 0):
         raise DataError("replay indices must be sorted and distinct")
     families = dataset.families()
-    return simulate(
-        domain, dataset.params("value")[idx],
-        dataset.seeds()[idx], [families[i] for i in idx],
-        n_frames=cfg.n_frames, resolution=cfg.resolution,
-        dtype=dtype or getattr(torch, cfg.dtype), device=device,
-        noise_amplitude=cfg.noise_amplitude,
-    )
+    return simulate_as_configured(domain, cfg, dataset.params("value")[idx],
+                                  dataset.seeds()[idx], [families[i] for i in idx],
+                                  device=device, dtype=dtype)
 
 
 def partial_progress(out: str | os.PathLike) -> dict[str, Any] | None:

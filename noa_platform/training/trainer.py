@@ -104,10 +104,10 @@ class Trainer:
         if self.use_latent:
             self.projector = LatentProjector(operator.architecture.latent_channels,
                                              tokenizer.latent_dim_total).to(device)
-        params = list(self.model.parameters())
+        self.params = list(self.model.parameters())
         if self.projector is not None:
-            params += list(self.projector.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr,
+            self.params += list(self.projector.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.cfg.lr,
                                            weight_decay=self.cfg.weight_decay)
         self.batches_per_epoch = math.ceil(len(train) / self.cfg.batch_size)
         self.windows_per_batch = math.ceil(train.n_frames / self.cfg.bptt_window)
@@ -238,8 +238,7 @@ class Trainer:
             grad_norm = math.nan
             if ok:
                 loss.backward()
-                params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
                 ok = math.isfinite(grad_norm)
             if ok:
                 self.optimizer.step()
@@ -266,8 +265,6 @@ class Trainer:
             self._record(rec)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v / self.windows_per_batch
-            if not ok:
-                u = u.detach()
         return sums
 
     # ------------------------------------------------------------------ validation
