@@ -75,8 +75,9 @@ class MNOConfig(StrictModel):
     """The learned operator: which architecture and its keyword arguments."""
 
     architecture: dict[str, Any] = Field(
-        default_factory=lambda: {"name": "u-afno"},
-        description="architecture name and its settings (validated by the architecture)",
+        default_factory=dict,
+        description="architecture name and its settings (validated by the architecture); "
+        "empty keys fall back to the domain's default_architecture",
     )
 
 

@@ -30,6 +30,7 @@ import pluggy
 
 from noa_platform import hookspecs
 from noa_platform.api import (
+    MIGRATION,
     PLUGIN_API_VERSION,
     ArchitectureSpec,
     Domain,
@@ -116,7 +117,8 @@ class PluginRegistry:
         if declared != PLUGIN_API_VERSION:
             return self._fail(
                 record,
-                f"targets plugin API {declared!r}, this platform provides {PLUGIN_API_VERSION}",
+                f"targets plugin API {declared!r}, this platform provides {PLUGIN_API_VERSION}"
+                + (f"; to update, {MIGRATION[declared]}" if declared in MIGRATION else ""),
             )
         try:
             self.manager.register(plugin, name=name)

@@ -12,7 +12,7 @@ from pathlib import Path
 GOOD = """
 import pluggy
 from noa_platform.testing.toy_domain import ToyDomain
-NOA_PLUGIN_API = 1
+NOA_PLUGIN_API = 2
 hookimpl = pluggy.HookimplMarker("noa_platform")
 
 @hookimpl
@@ -26,7 +26,7 @@ raise RuntimeError("this plugin is broken on purpose")
 
 BAD_SIGNATURE = """
 import pluggy
-NOA_PLUGIN_API = 1
+NOA_PLUGIN_API = 2
 hookimpl = pluggy.HookimplMarker("noa_platform")
 
 @hookimpl
@@ -36,7 +36,7 @@ def noa_domains(unexpected_argument):
 
 MISSPELLED_HOOK = """
 import pluggy
-NOA_PLUGIN_API = 1
+NOA_PLUGIN_API = 2
 hookimpl = pluggy.HookimplMarker("noa_platform")
 
 @hookimpl
@@ -47,7 +47,7 @@ def noa_domain():
 DUPLICATE_DOMAIN = """
 import pluggy
 from noa_platform.testing.toy_domain import ToyDomain
-NOA_PLUGIN_API = 1
+NOA_PLUGIN_API = 2
 hookimpl = pluggy.HookimplMarker("noa_platform")
 
 @hookimpl

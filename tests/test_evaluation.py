@@ -254,13 +254,15 @@ def test_invariant_drift_absolute_and_relative():
     true = rollout(n=2, steps=5, c=2) + 2.0
     pred = true + 0.1
 
-    def mass(x):
+    theta = torch.zeros(2, 1)
+
+    def mass(x, th=None):
         return x.mean(dim=(-1, -2)).sum(dim=-1)
 
-    def energy(x):
+    def energy(x, th):
         return x.square().mean(dim=(-1, -2)).sum(dim=-1)
 
-    out = invariant_drift(pred, true, {"mass": mass, "energy": energy})
+    out = invariant_drift(pred, true, {"mass": mass, "energy": energy}, theta)
     m = out["mass"]
     assert m["mean_abs"] == pytest.approx(0.2) and m["final_abs"] == pytest.approx(0.2)
     scale = float(mass(true).abs().mean())
@@ -269,10 +271,10 @@ def test_invariant_drift_absolute_and_relative():
     assert m["per_step_abs"].shape == (5,)
     assert out["energy"]["mean_abs"] > 0
 
-    zero = invariant_drift(pred, true, {"zero": lambda x: 0.0 * mass(x)})["zero"]
+    zero = invariant_drift(pred, true, {"zero": lambda x, th: 0.0 * mass(x)}, theta)["zero"]
     assert zero["mean_abs"] == 0.0 and math.isnan(zero["mean_rel"])
     with pytest.raises(ValueError, match="must map"):
-        invariant_drift(pred, true, {"bad": lambda x: x.mean(dim=(-1, -2))})
+        invariant_drift(pred, true, {"bad": lambda x, th: x.mean(dim=(-1, -2))}, theta)
 
 
 # ---------------------------------------------------------------- agreement

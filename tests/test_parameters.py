@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -112,3 +113,54 @@ def test_encode_decode_by_name():
         s.encode({"F": 0.03, "kinetics": 0})
     with pytest.raises(ParameterError, match="unknown parameter"):
         s.encode({"F": 0.03, "nu": 1e-3, "kinetics": 0, "Fx": 1})
+
+
+# ---------------------------------------------------------------- conditioning (contract v2)
+
+KIN = ParameterSpace(
+    [CategoricalParameter("law", choices=("a", "b")),
+     LinearParameter("p", low=0.0, high=2.0),
+     LinearParameter("q", low=-1.0, high=1.0),
+     IntegerParameter("n", low=1, high=4)],
+    reads={"law": {"a": ("p",), "b": ("q",)}},
+)
+
+
+@given(st.lists(st.tuples(unit, unit, unit, unit), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_conditioning_is_canonical_and_masked(rows):
+    """Rows the solver treats alike (same bin, same read columns) condition alike."""
+    u = np.asarray(rows, dtype=np.float64)
+    values = KIN.from_unit(u)
+    cond = KIN.conditioning(values)
+    law = values[:, 0].astype(int)
+    # Categorical and integer columns sit at the centre of their bin, whatever the raw draw.
+    assert np.allclose(cond[:, 0], (law + 0.5) / 2, atol=1e-7)
+    assert np.allclose(cond[:, 3], (values[:, 3] - 1 + 0.5) / 4, atol=1e-7)
+    # The column the row's law does not read is exactly 0; the one it reads is its unit value.
+    assert np.all(cond[law == 0, 2] == 0) and np.all(cond[law == 1, 1] == 0)
+    assert np.allclose(cond[law == 0, 1], values[law == 0, 1] / 2, atol=1e-7)
+    # Moving an unread column changes nothing.
+    moved = values.copy()
+    moved[law == 0, 2] = -moved[law == 0, 2]
+    moved[law == 1, 1] = 2.0 - moved[law == 1, 1]
+    assert np.array_equal(KIN.conditioning(moved), cond)
+
+
+def test_active_mask_and_describe():
+    values = KIN.encode({"law": "b", "p": 1.0, "q": 0.5, "n": 2})
+    assert KIN.active(values).tolist() == [[True, False, True, True]]
+    desc = {d["name"]: d for d in KIN.describe()}
+    assert desc["law"]["reads"] == {"a": ["p"], "b": ["q"]}
+    assert desc["p"]["read_when"] == {"law": ["a"]} and "read_when" not in desc["n"]
+
+
+@pytest.mark.parametrize("reads, fragment", [
+    ({"p": {"a": ()}}, "not categorical"),
+    ({"law": {"a": ("p",)}}, "missing ['b']"),
+    ({"law": {"a": ("p",), "b": ("zz",)}}, "'zz' is not another parameter"),
+    ({"law": {"a": ("law",), "b": ()}}, "'law' is not another parameter"),
+])
+def test_bad_reads_are_refused(reads, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        ParameterSpace(list(KIN.parameters), reads=reads)

@@ -14,7 +14,7 @@ from noa_platform.testing.toy_domain import ToyDomain
 hookimpl = pluggy.HookimplMarker("noa_platform")
 
 
-def make_plugin(api=1, **hooks) -> types.ModuleType:
+def make_plugin(api=2, **hooks) -> types.ModuleType:
     mod = types.ModuleType("inproc")
     mod.NOA_PLUGIN_API = api
     for name, fn in hooks.items():
@@ -34,7 +34,8 @@ def test_in_process_plugin_provides_a_domain():
 @pytest.mark.parametrize(
     "plugin, fragment",
     [
-        (make_plugin(api=2, noa_domains=lambda: []), "targets plugin API 2"),
+        (make_plugin(api=1, noa_domains=lambda: []), "targets plugin API 1, this platform "
+         "provides 2; to update, contract v2: channels are Channel"),
         (make_plugin(noa_domains=lambda x: []), "invalid hook implementation"),
         (make_plugin(noa_domain=lambda: []), "unknown hook(s) noa_domain"),
         (make_plugin(noa_domains=lambda: 1 / 0), "hook noa_domains raised ZeroDivisionError"),

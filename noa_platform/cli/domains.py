@@ -20,7 +20,7 @@ def list_domains(as_json: bool) -> None:
     registry = get_registry()
     rows = [
         {"name": name, "version": d.version, "plugin": registry.owners[("domains", name)],
-         "channels": list(d.channels), "description": d.description}
+         "channels": list(d.channel_names), "description": d.description}
         for name, d in sorted(registry.domains.items())
     ]
     if as_json:

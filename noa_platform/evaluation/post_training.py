@@ -95,7 +95,11 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
     vrmse_p = vrmse_per_step(persistence, true)
     corr = correlation_time(pred, true)
     bands = band_errors(pred, true)
-    drift = invariant_drift(pred, true, {k: v.fn for k, v in domain.invariants.items()})
+    grid = domain.grid_for(true.shape[-1])
+    values = torch.from_numpy(ds.params("value")[idx])
+    drift = invariant_drift(
+        pred, true, {k: (lambda f, th, inv=v: inv.fn(f, grid, th))
+                     for k, v in domain.invariants.items()}, values)
 
     with torch.no_grad():
         f_mno, f_cno = extract_features(pred), extract_features(true)

@@ -254,13 +254,15 @@ def correlation_time(pred: Tensor, true: Tensor, threshold: float = 0.8) -> Corr
 def invariant_drift(
     pred: Tensor,
     true: Tensor,
-    invariants: Mapping[str, Callable[[Tensor], Tensor]],
+    invariants: Mapping[str, Callable[[Tensor, Tensor], Tensor]],
+    theta: Tensor,
 ) -> dict[str, dict[str, float | Tensor]]:
     """How far quantities the physics conserves (or dictates) drift in the rollout.
 
-    Each invariant maps fields ``[..., C, *space]`` to one value per field ``[...]`` (total
-    mass, energy, enstrophy...); it receives float64 fields shaped ``[n, T+1, C, *space]`` and
-    must return ``[n, T+1]``. Per invariant::
+    Each invariant maps fields ``[..., C, *space]`` and the samples' physical θ ``[n, P]`` to
+    one value per field ``[...]`` (total mass, energy, enstrophy...); it receives float64
+    fields shaped ``[n, T+1, C, *space]`` with their θ rows and must return ``[n, T+1]``.
+    ``theta`` is ``[N, P]``, one row per rollout. Per invariant::
 
         per_step_abs  [T+1]  mean over N of |I(pred) − I(true)| at each step
         mean_abs             that, averaged over all steps
@@ -278,8 +280,9 @@ def invariant_drift(
     for name, invariant in invariants.items():
         diffs, mags = [], []
         for sl in _chunks(true):
-            i_pred = invariant(_f64(pred[sl]))
-            i_true = invariant(_f64(true[sl]))
+            th = _f64(theta[sl]).to(true.device)
+            i_pred = invariant(_f64(pred[sl]), th)
+            i_true = invariant(_f64(true[sl]), th)
             expected = tuple(true[sl].shape[:2])
             if tuple(i_true.shape) != expected or tuple(i_pred.shape) != expected:
                 raise ValueError(

@@ -8,13 +8,11 @@ It is not registered anywhere by default; tests and plugin fixtures instantiate 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 
 from noa_platform.api import (
     CategoricalParameter,
+    Channel,
     Domain,
     Grid,
     InitialCondition,
@@ -72,7 +70,7 @@ class ToyDomain(Domain):
 
     def __init__(self, name: str = "toy", channels: int = 2):
         self.name = name
-        self.channels = tuple(f"u{i}" for i in range(channels))
+        self.channels = tuple(Channel(f"u{i}") for i in range(channels))
         self.parameter_space = ParameterSpace([
             LogParameter("rate", "decay rate", low=0.1, high=10.0),
             LinearParameter("offset", "relaxation target", low=-1.0, high=1.0),
@@ -86,16 +84,11 @@ class ToyDomain(Domain):
                                       "one random sinusoid per channel"),
         }
         self.invariants = {
-            "mean": Invariant("mean", lambda u: u.mean(dim=(-3, -2, -1)), False, "mean over field"),
+            "mean": Invariant("mean", lambda u, grid, theta: u.mean(dim=(-3, -2, -1)),
+                              description="mean over the field; decays with the field"),
         }
         self.presets = {
             "quick": {"generation": {"resolution": 16, "n_samples": 16, "n_frames": 4}},
             "standard": {"generation": {"resolution": 32, "n_samples": 64, "n_frames": 8}},
         }
         self.solver = DecaySolver(self.parameter_space, channels)
-
-    def architecture(self, config: Mapping[str, Any]) -> torch.nn.Module:
-        from noa_platform.models import build_architecture
-
-        return build_architecture(config, channels=len(self.channels),
-                                  n_params=self.parameter_space.dim)

@@ -31,7 +31,7 @@ from noa_platform.data.features import add_features
 from noa_platform.data.generate import generate
 from noa_platform.data.store import DatasetFile
 from noa_platform.errors import NoaError
-from noa_platform.models import count_parameters
+from noa_platform.models import build_architecture, count_parameters
 from noa_platform.models.operator import NeuralOperator, channel_statistics
 from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
 from noa_platform.training.data import SplitData
@@ -133,7 +133,9 @@ class Pipeline:
 
     def build_operator(self, train: SplitData) -> NeuralOperator:
         torch.manual_seed(self.config.training.seed)
-        arch = self.domain.architecture(self.config.mno.architecture)
+        arch = build_architecture(self.domain.architecture_config(self.config.mno.architecture),
+                                  channels=len(self.domain.channels),
+                                  n_params=self.domain.parameter_space.dim)
         mean, std = channel_statistics(train.sample(256))
         return NeuralOperator(arch, mean, std)
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 
-from noa_platform.api import Domain, Grid, Invariant
-
+from noa_platform.api import Channel, Domain, Grid, Invariant, ParameterSpace
 from noa_reaction_diffusion.initial_conditions import INITIAL_CONDITIONS
 from noa_reaction_diffusion.kinetics import PARAMETER_SPACE
 from noa_reaction_diffusion.solver import ReactionDiffusionSolver
 
 
 def _channel_mean(channel: int):
-    def mean(frames: torch.Tensor) -> torch.Tensor:
+    def mean(frames: torch.Tensor, grid: Grid, theta: torch.Tensor) -> torch.Tensor:
         return frames[..., channel, :, :].mean(dim=(-2, -1))
     return mean
+
+
+#: Which θ columns each kinetics reads (see :mod:`.kinetics`); learned operators see the others
+#: masked.
+READS = {"kinetics": {"gray-scott": ("F", "k"), "fitzhugh-nagumo": ("kappa", "tau")}}
 
 
 _IC_WEIGHTS = {"random-squares": 0.4, "gaussian-random-field": 0.15, "multiscale": 0.15,
@@ -38,11 +39,14 @@ class ReactionDiffusion(Domain):
     version = "0.1.0"
     description = ("Gray–Scott and FitzHugh–Nagumo reaction-diffusion on a periodic grid "
                    "(pseudo-spectral, ETDRK4)")
-    channels = ("u", "v")
+    channels = (
+        Channel("u", "state", "dimensionless", description="substrate / activator"),
+        Channel("v", "state", "dimensionless", description="catalyst / inhibitor"),
+    )
     grid = Grid((64, 64), (64.0, 64.0), periodic=True)
     grid_scaling = "spacing"
     frame_dt = 50.0
-    parameter_space = PARAMETER_SPACE
+    parameter_space = ParameterSpace(PARAMETER_SPACE.parameters, reads=READS)
     initial_conditions = INITIAL_CONDITIONS
     invariants = {
         "mass_u": Invariant("mass_u", _channel_mean(0), conserved=False,
@@ -79,12 +83,7 @@ class ReactionDiffusion(Domain):
         },
     }
 
+    default_architecture = {"name": "u-afno"}
+
     def __init__(self) -> None:
         self.solver = ReactionDiffusionSolver()
-
-    def architecture(self, config: Mapping[str, Any]) -> torch.nn.Module:
-        """The U-AFNO of :mod:`noa_platform.models`, sized for two channels and five θ columns."""
-        from noa_platform.models import build_architecture
-
-        return build_architecture(config, channels=len(self.channels),
-                                  n_params=self.parameter_space.dim)

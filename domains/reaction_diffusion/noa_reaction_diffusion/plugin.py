@@ -7,7 +7,7 @@ import pluggy
 from noa_reaction_diffusion.domain import ReactionDiffusion
 
 #: The plugin contract version this plugin targets (see ``noa_platform.api.PLUGIN_API_VERSION``).
-NOA_PLUGIN_API = 1
+NOA_PLUGIN_API = 2
 
 hookimpl = pluggy.HookimplMarker("noa_platform")
 

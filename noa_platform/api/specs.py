@@ -1,0 +1,45 @@
+"""What the non-domain hooks hand out: architectures, feature families, tokenizers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """A learned-operator architecture: ``factory(**config) -> nn.Module``.
+
+    The module maps ``(u [B, C, H, W], theta_unit [B, P])`` to the next frame ``[B, C, H, W]``.
+    Constructor keywords: ``channels``, ``n_params``, ``resolution`` plus the architecture's own.
+    """
+
+    name: str
+    factory: Callable[..., torch.nn.Module]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureExtractorSpec:
+    """A feature family: ``extract(traj [B, T+1, C, H, W]) -> [B, D]`` (or ``[B, T+1, D]``).
+
+    ``names`` labels the ``D`` columns; ``temporal`` says the output keeps the time axis.
+    """
+
+    family: str
+    extract: Callable[[torch.Tensor], torch.Tensor]
+    names: tuple[str, ...]
+    temporal: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """A tokenizer family: ``factory(**config)`` builds an untrained tokenizer."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
