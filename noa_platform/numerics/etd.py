@@ -1,8 +1,10 @@
 """Exponential time differencing for semi-linear problems ``u_t = L u + N(u)``.
 
-The linear operator ``L`` is diagonal in Fourier space: it is given as its symbol, a tensor
-broadcastable to the spectrum ``[B, C, H, W//2+1]`` of the state, real or complex, which may
-differ per sample (``B``) and per channel (``C``). The nonlinear part ``N`` is any callable from
+The linear operator ``L`` acts per Fourier mode. Either it is diagonal — given as its symbol, a
+tensor broadcastable to the spectrum ``[B, C, H, W//2+1]`` of the state, real or complex, which
+may differ per sample (``B``) and per channel (``C``) — or it couples the ``C`` channels of each
+wavenumber — given as a :class:`CoupledLinear`, a ``C×C`` matrix per wavenumber (e.g. the wave
+system ``(u, u_t)`` with ``[[0, 1], [−c²|k|², −γ]]``); see :func:`matrix_phi_functions`. The nonlinear part ``N`` is any callable from
 the state's spectrum to the spectrum of ``N(u)``. A solver is composed, as in the exponax
 library, from three independent choices: its linear symbol, its nonlinear function and an
 integrator (:data:`INTEGRATORS`), e.g.::
@@ -21,6 +23,11 @@ chosen so that every point stays at distance >= 1 from the origin (radius 1 when
 radius 3 otherwise), which bounds the cancellation everywhere. Everything is computed in
 float64/complex128 on the CPU and only then cast to the run's dtype and device.
 
+Coupled linear parts. The same schemes hold with matrix coefficients ``φ_k(dt·M(k))``, computed
+without an eigendecomposition (see :func:`matrix_phi_functions`): the wave matrix is a Jordan
+block at ``k = 0`` when ``γ = 0`` and at critical damping ``γ = 2c|k|``, where an eigenbasis does
+not exist or is ill-conditioned, while the matrix φ-functions stay exact there.
+
 Determinism. Coefficients of a per-sample ``L`` are computed sample by sample, and spectra are
 multiplied by coefficients with real arithmetic only (complex128 products take different SIMD
 and scalar code paths on CPU, whose last bits differ), so a sample's result does not depend on
@@ -34,16 +41,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 __all__ = [
+    "CoupledLinear",
     "ETDRK1",
     "ETDRK2",
     "ETDRK4",
     "ETDIntegrator",
     "INTEGRATORS",
     "make_stepper",
+    "matrix_phi_functions",
     "phi_functions",
 ]
 
@@ -88,6 +98,75 @@ def phi_functions(z: torch.Tensor | complex | float, max_order: int = 3,
     return out
 
 
+def matrix_phi_functions(z: torch.Tensor, max_order: int = 3,
+                         n_points: int = 32) -> list[torch.Tensor]:
+    """``[φ_0(Z), ..., φ_max_order(Z)]`` for a stack of square matrices ``Z [..., C, C]``.
+
+    Complex128 results of ``Z``'s shape. The contour method of :func:`phi_functions` carries
+    over to matrices (Kassam & Trefethen 2005, §3): ``φ_k(Z)`` is the mean of ``φ_k(Z + s I)``
+    over ``M`` points ``s`` on a circle of radius ``r``, with ``φ_0 = expm`` and
+    ``φ_k(W) = W⁻¹ (φ_{k-1}(W) − I/(k−1)!)``. No eigenvectors are needed, so Jordan blocks (the
+    undamped wave's mean mode, critical damping) are as accurate as any other matrix. The
+    radius keeps every eigenvalue of every ``W = Z + s I`` at distance >= 1 from 0, bounding the
+    cancellation in ``φ_{k-1}(W) − I/(k−1)!``: it is the first of ``1, 3, ..., 2C+1`` outside
+    all the intervals ``(|λ_i| − 1, |λ_i| + 1)`` (``C`` open intervals of length 2 cannot cover
+    ``C + 1`` points 2 apart). An all-zero ``Z`` gets the exact ``I/k!``.
+    """
+    if max_order < 0:
+        raise ValueError("max_order must be >= 0")
+    if n_points < 8:
+        raise ValueError("use at least 8 contour points")
+    z = z.detach().to("cpu", torch.complex128)
+    if z.ndim < 2 or z.shape[-1] != z.shape[-2]:
+        raise ValueError(f"need square matrices [..., C, C], got shape {list(z.shape)}")
+    c = z.shape[-1]
+    eye = torch.eye(c, dtype=torch.complex128)
+    moduli = torch.linalg.eigvals(z).abs()                                       # [..., C]
+    candidates = torch.arange(1.0, 2.0 * c + 2.0, 2.0, dtype=torch.float64)     # [C + 1]
+    clear = ((moduli.unsqueeze(-2) - candidates.unsqueeze(-1)).abs() >= 1.0).all(dim=-1)
+    radius = candidates[clear.to(torch.int8).argmax(dim=-1)]                    # first clear
+    theta = (torch.arange(n_points, dtype=torch.float64) + 0.5) * (2.0 * math.pi / n_points)
+    circle = torch.polar(torch.ones_like(theta), theta).to(torch.complex128)    # [M]
+    shift = radius.to(torch.complex128)[..., None] * circle                     # [..., M]
+    w = z.unsqueeze(-3) + shift[..., None, None] * eye                          # [..., M, C, C]
+    phis = [torch.linalg.matrix_exp(w)]
+    factorial = 1.0
+    for k in range(1, max_order + 1):
+        phis.append(torch.linalg.solve(w, phis[-1] - eye / factorial))
+        factorial *= k
+    out = [p.mean(dim=-3) for p in phis]
+    zero = (z == 0).all(dim=-1).all(dim=-1)[..., None, None]
+    if bool(zero.any()):
+        factorial = 1.0
+        for k in range(max_order + 1):
+            factorial *= max(k, 1)
+            out[k] = torch.where(zero, eye / factorial, out[k])
+    return out
+
+
+@dataclass(frozen=True)
+class CoupledLinear:
+    """A linear part that couples the channels of each wavenumber.
+
+    ``matrix``: ``[B, H, W//2+1, C, C]`` (``B`` may be 1 for a shared operator), real or complex,
+    with ``(L û)_i = Σ_j matrix[..., i, j] û_j`` at every wavenumber of the ``rfft2`` layout.
+    For a real PDE the matrix at ``−k`` must be the conjugate of that at ``k`` (automatic for
+    real matrices built from ``|k|²``).
+    """
+
+    matrix: torch.Tensor
+
+    def __post_init__(self) -> None:
+        m = self.matrix
+        if not torch.is_tensor(m) or m.ndim != 5 or m.shape[-1] != m.shape[-2]:
+            shape = list(m.shape) if torch.is_tensor(m) else type(m).__name__
+            raise ValueError(f"a coupled linear part is a [B, H, W//2+1, C, C] tensor, got {shape}")
+
+    @property
+    def channels(self) -> int:
+        return int(self.matrix.shape[-1])
+
+
 def _as_linear(linear: torch.Tensor | float) -> torch.Tensor:
     if not torch.is_tensor(linear):
         linear = torch.tensor(linear, dtype=torch.complex128 if isinstance(linear, complex)
@@ -115,8 +194,9 @@ class ETDIntegrator:
     """An ETD Runge–Kutta stepper for ``û_t = L û + N̂(û)`` with fixed ``dt``.
 
     Built once per (``L``, ``dt``): the constructor precomputes every coefficient. ``linear``
-    is broadcastable to the spectrum ``[B, C, H, W//2+1]``; when its leading (batch) dimension
-    is larger than 1 the coefficients are computed one sample at a time (see module docstring).
+    is broadcastable to the spectrum ``[B, C, H, W//2+1]``, or a :class:`CoupledLinear`; when
+    its leading (batch) dimension is larger than 1 the coefficients are computed one sample at
+    a time (see module docstring).
     ``dtype`` is the real dtype of the fields (float32 or float64); spectra passed to
     :meth:`step` must be the matching complex dtype on ``device``.
     """
@@ -125,7 +205,8 @@ class ETDIntegrator:
     order: int = 0
     name: str = "abstract"
 
-    def __init__(self, linear: torch.Tensor | float, dt: float, nonlinear: Nonlinear, *,
+    def __init__(self, linear: torch.Tensor | float | CoupledLinear, dt: float,
+                 nonlinear: Nonlinear, *,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
                  contour_points: int = 32, flush_subnormals: bool = True):
         if dtype not in (torch.float32, torch.float64):
@@ -138,9 +219,17 @@ class ETDIntegrator:
         self.flush_below = torch.finfo(dtype).tiny if flush_subnormals else 0.0
         self.dtype = dtype
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        lin = _as_linear(linear)
+        self.coupled = isinstance(linear, CoupledLinear)
+        if self.coupled:
+            lin = _as_linear(linear.matrix)
+            self._phi = matrix_phi_functions
+            per_sample = lin.shape[0] > 1
+        else:
+            lin = _as_linear(linear)
+            self._phi = phi_functions
+            per_sample = lin.ndim == 4 and lin.shape[0] > 1
         self.real_coefficients = not lin.is_complex()
-        if lin.ndim == 4 and lin.shape[0] > 1:
+        if per_sample:
             # Per-sample L: one sample at a time, so each row's bits are batch-independent.
             parts = [self._distinct_coefficients(dt * lin[i:i + 1], contour_points)
                      for i in range(lin.shape[0])]
@@ -148,6 +237,9 @@ class ETDIntegrator:
         else:
             coeffs = self._distinct_coefficients(dt * lin, contour_points)
         for key, value in coeffs.items():
+            if self.coupled:
+                # [B, H, W', C, C] -> [B, C, C, H, W']: coef[:, i, j] meets channel j's spectrum.
+                value = value.permute(0, 3, 4, 1, 2)
             setattr(self, key, _cast(value, self.real_coefficients, dtype, self.device))
 
     def _coefficients(self, z: torch.Tensor, contour_points: int) -> dict[str, torch.Tensor]:
@@ -161,13 +253,29 @@ class ETDIntegrator:
         and the contour evaluation dominates the set-up cost. The distinct values depend only
         on this ``z``, so the result stays a function of this sample's ``L`` alone.
         """
-        if z.is_complex():
+        if z.is_complex() or self.coupled:
             return self._coefficients(z, contour_points)
         values, inverse = torch.unique(z, return_inverse=True)
         return {k: v[inverse] for k, v in self._coefficients(values, contour_points).items()}
 
     def _mul(self, coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``coef · x`` for a spectrum ``x`` using real arithmetic only (bit-reproducible)."""
+        """``coef · x`` for a spectrum ``x`` using real arithmetic only (bit-reproducible).
+
+        For a coupled ``L`` the product is the per-wavenumber matrix-vector product, summed
+        over input channels in a fixed order, so it is as reproducible as the diagonal one.
+        """
+        if self.coupled:
+            c = coef.shape[1]
+            rows = []
+            for i in range(c):
+                acc = self._mul_diagonal(coef[:, i, 0], x[:, 0])
+                for j in range(1, c):
+                    acc = acc + self._mul_diagonal(coef[:, i, j], x[:, j])
+                rows.append(acc)
+            return torch.stack(rows, dim=1)
+        return self._mul_diagonal(coef, x)
+
+    def _mul_diagonal(self, coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.real_coefficients:
             return torch.view_as_complex(torch.view_as_real(x) * coef)
         xr, xi = x.real, x.imag
@@ -201,7 +309,7 @@ class ETDRK1(ETDIntegrator):
     name = "etdrk1"
 
     def _coefficients(self, z, contour_points):
-        phi = phi_functions(z, 1, contour_points)
+        phi = self._phi(z, 1, contour_points)
         return {"exp_z": phi[0], "c1": self.dt * phi[1]}
 
     def step(self, u_hat):
@@ -218,7 +326,7 @@ class ETDRK2(ETDIntegrator):
     name = "etdrk2"
 
     def _coefficients(self, z, contour_points):
-        phi = phi_functions(z, 2, contour_points)
+        phi = self._phi(z, 2, contour_points)
         return {"exp_z": phi[0], "c1": self.dt * phi[1], "c2": self.dt * phi[2]}
 
     def step(self, u_hat):
@@ -244,8 +352,8 @@ class ETDRK4(ETDIntegrator):
     name = "etdrk4"
 
     def _coefficients(self, z, contour_points):
-        p = phi_functions(z, 3, contour_points)
-        h = phi_functions(z / 2, 1, contour_points)
+        p = self._phi(z, 3, contour_points)
+        h = self._phi(z / 2, 1, contour_points)
         dt = self.dt
         return {
             "exp_z": p[0],
@@ -277,7 +385,7 @@ INTEGRATORS: dict[str, type[ETDIntegrator]] = {
 }
 
 
-def make_stepper(integrator: str, *, linear: torch.Tensor | float, dt: float,
+def make_stepper(integrator: str, *, linear: torch.Tensor | float | CoupledLinear, dt: float,
                  nonlinear: Nonlinear, dtype: torch.dtype = torch.float32,
                  device: torch.device | str | None = None, contour_points: int = 32,
                  flush_subnormals: bool = True) -> ETDIntegrator:

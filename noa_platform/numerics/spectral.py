@@ -9,6 +9,19 @@ grid's extent along that axis, so a symbol built here is right for any extent, n
 
 Symbols are built in float64 on the CPU (they are small and computed once) and then moved;
 callers cast them to the run's dtype and device.
+
+Conventions (public helpers):
+
+* axis 0 of a field is ``y`` (rows), axis 1 is ``x`` (columns); derivative pairs are returned
+  ``(∂/∂y, ∂/∂x)`` in that order;
+* first derivatives drop the Nyquist mode of an even-length axis (it has no sign, so ``i k``
+  would make a real field complex);
+* the inverse Laplacian sets the mean (``k = 0``) mode to 0: ``Δ⁻¹`` is only defined on
+  zero-mean fields, and a periodic stream function or potential is defined up to a constant;
+* velocity from a stream function ψ is ``(u, v) = (∂ψ/∂y, −∂ψ/∂x)``, with ``u`` the ``x``
+  component and ``v`` the ``y`` component; then ``∂u/∂x + ∂v/∂y = 0`` and the vorticity
+  ``∂v/∂x − ∂u/∂y = −Δψ``, so ``Δψ = −ω`` gives back ``ω``;
+* dealiasing is a named rule, ``"none"`` or ``"2/3"`` (Orszag): :func:`dealiasing_mask`.
 """
 
 from __future__ import annotations
@@ -20,14 +33,24 @@ import torch
 from noa_platform.api import Grid
 
 __all__ = [
+    "DEALIASING_RULES",
     "dealias_mask",
+    "dealiasing_mask",
+    "derivative_symbol",
+    "derivative_symbols",
     "gradient",
     "integer_frequencies",
+    "inverse_laplacian",
+    "inverse_laplacian_symbol",
     "laplacian",
     "laplacian_symbol",
     "rfft_shape",
+    "velocity_from_stream_function",
     "wavenumbers",
 ]
+
+#: Dealiasing rules a solver may name: no dealiasing, or Orszag's 2/3 rule.
+DEALIASING_RULES = ("none", "2/3")
 
 
 def _require_periodic(grid: Grid) -> None:
@@ -71,6 +94,33 @@ def laplacian_symbol(grid: Grid, device: torch.device | str | None = None) -> to
     return -(ky * ky + kx * kx)
 
 
+def inverse_laplacian_symbol(grid: Grid,
+                             device: torch.device | str | None = None) -> torch.Tensor:
+    """The symbol ``−1/|k|²`` of ``Δ⁻¹``, shape ``[H, W//2+1]`` float64, with the mean mode 0.
+
+    ``k = 0`` has no inverse: the entry is set to exactly 0, i.e. the result is the zero-mean
+    solution (see the module docstring). ``Δ⁻¹ Δ f = f − mean(f)`` for any resolved ``f``.
+    """
+    lap = laplacian_symbol(grid, device)
+    safe = torch.where(lap == 0, torch.ones_like(lap), lap)
+    return torch.where(lap == 0, torch.zeros_like(lap), 1.0 / safe)
+
+
+def derivative_symbol(grid: Grid, axis: int,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """The symbol ``i k`` of ``∂/∂y`` (``axis=0``) or ``∂/∂x`` (``axis=1``), complex128
+    ``[H, W//2+1]``, with the Nyquist mode of an even-length axis zeroed."""
+    if axis not in (0, 1):
+        raise ValueError(f"axis must be 0 (y) or 1 (x), got {axis!r}")
+    return _odd_derivative_symbol(grid, axis, device)
+
+
+def derivative_symbols(grid: Grid, device: torch.device | str | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(i k_y, i k_x)``: the symbols of ``(∂/∂y, ∂/∂x)``; see :func:`derivative_symbol`."""
+    return _odd_derivative_symbol(grid, 0, device), _odd_derivative_symbol(grid, 1, device)
+
+
 def _odd_derivative_symbol(grid: Grid, axis: int, device) -> torch.Tensor:
     """``i k`` along ``axis`` (0 = y, 1 = x), with the Nyquist mode zeroed.
 
@@ -106,6 +156,45 @@ def gradient(u: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
         sym = _odd_derivative_symbol(grid, axis, u.device).to(u_hat.dtype)
         out.append(torch.fft.irfft2(sym * u_hat, s=grid.shape))
     return out[0], out[1]
+
+
+def _check_field(u: torch.Tensor, grid: Grid) -> None:
+    if tuple(u.shape[-2:]) != tuple(grid.shape):
+        raise ValueError(f"field of shape {list(u.shape)} does not live on grid {grid.shape}")
+
+
+def inverse_laplacian(f: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """The zero-mean ``φ`` with ``Δφ = f − mean(f)``, for a real field ``f [..., H, W]``.
+
+    Same shape, dtype and device as ``f``. E.g. the stream function of a vorticity ``ω`` is
+    ``inverse_laplacian(−ω)`` (``Δψ = −ω``).
+    """
+    _check_field(f, grid)
+    sym = inverse_laplacian_symbol(grid, f.device).to(f.dtype)
+    return torch.fft.irfft2(sym * torch.fft.rfft2(f), s=grid.shape)
+
+
+def velocity_from_stream_function(psi: torch.Tensor, grid: Grid
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(u, v) = (∂ψ/∂y, −∂ψ/∂x)``: the ``x`` and ``y`` velocity of a stream function.
+
+    Divergence-free to rounding for any real ``ψ [..., H, W]`` (the spectral derivatives
+    commute exactly); see the module docstring for the sign convention.
+    """
+    dpsi_dy, dpsi_dx = gradient(psi, grid)
+    return dpsi_dy, -dpsi_dx
+
+
+def dealiasing_mask(grid: Grid, rule: str,
+                    device: torch.device | str | None = None) -> torch.Tensor | None:
+    """The mask for a named rule in :data:`DEALIASING_RULES`: ``None`` for ``"none"`` (leave
+    the spectrum alone), :func:`dealias_mask` for ``"2/3"``."""
+    if rule == "none":
+        return None
+    if rule == "2/3":
+        return dealias_mask(grid, 2.0 / 3.0, device)
+    raise ValueError(f"unknown dealiasing rule {rule!r}; choose one of "
+                     f"{', '.join(DEALIASING_RULES)}")
 
 
 def laplacian(u: torch.Tensor, grid: Grid) -> torch.Tensor:

@@ -70,12 +70,8 @@ COL_KINETICS, COL_F, COL_K, COL_KAPPA, COL_TAU = range(5)
 # dt = 5 for τ >= 0.2 (errors scale with dt/τ). Both are small next to how far a pattern moves
 # in a frame, and a few-valued default keeps samples in few step-plan groups.
 
-#: Largest ``dt·ρ`` per integrator, with ρ a bound on the spectral radius of the reaction
-#: Jacobian. For non-stiff modes the ETD schemes reduce to explicit Runge–Kutta: RK4's stability
-#: region contains the closed left half-disc of radius 2.6 (2.5 leaves a margin); the first- and
-#: second-order schemes get 1.0 (Euler's disc |1 + z| <= 1 and RK2's region both contain the
-#: real interval [-2, 0], but not the imaginary axis). Diffusion is integrated exactly.
-STABILITY_MARGIN = {"etdrk4": 2.5, "etdrk2": 1.0, "etdrk1": 1.0}
+# The step a rate bound allows per integrator is the core's (noa_platform.numerics.stability):
+# diffusion is integrated exactly, so only the reaction Jacobian's spectral radius ρ limits it.
 
 
 @dataclass(frozen=True)
@@ -99,10 +95,6 @@ class Kinetics:
     def rate_bound(self, theta: np.ndarray) -> np.ndarray:
         """``[b]`` bound on the reaction Jacobian's spectral radius over reachable states."""
         raise NotImplementedError
-
-    def stability_limit(self, theta: np.ndarray, integrator: str = "etdrk4") -> np.ndarray:
-        """``[b]`` largest internal step ``integrator`` steps stably for each θ row."""
-        return STABILITY_MARGIN[integrator] / self.rate_bound(theta)
 
     def coefficients(self, theta: np.ndarray, dtype: torch.dtype,
                      device: torch.device) -> dict[str, torch.Tensor]:

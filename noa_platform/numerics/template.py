@@ -1,0 +1,265 @@
+"""The spectral solver template: everything a periodic pseudo-spectral ETD solver needs but its
+physics.
+
+A domain's solver subclasses :class:`SpectralSolver` and supplies only (the way the exponax
+library composes a stepper from a linear operator, a nonlinear function and an integrator):
+
+* :meth:`~SpectralSolver.linear_part` — the linear operator, integrated exactly: a symbol
+  diagonal per channel (a float64/complex128 tensor broadcastable to ``[b, C, H, W//2+1]``)
+  or a :class:`~noa_platform.numerics.etd.CoupledLinear` matrix per wavenumber;
+* :meth:`~SpectralSolver.nonlinear_term` — ``N̂(û)`` (see :mod:`~noa_platform.numerics.nonlinear`);
+* :meth:`~SpectralSolver.rate_bound` — a bound ρ on the spectral radius of ``N``'s Jacobian,
+  which with the integrator's margin (:mod:`~noa_platform.numerics.stability`) limits the step;
+* :meth:`~SpectralSolver.default_dt` — the internal step accuracy asks for;
+* :attr:`~SpectralSolver.dealiasing` — ``"none"`` or ``"2/3"``;
+* optionally :meth:`~SpectralSolver.group_key` (samples whose nonlinear term has a different
+  form, e.g. another reaction law, must not share a group) and :meth:`~SpectralSolver.label`.
+
+The template owns the rest: input checks, the per-sample step plan, grouping samples that share
+it, seeded noise, the frame loop, non-finite detection and bit-exact batch independence.
+
+Step plan. For each sample alone, ``dt_max = min(default_dt, margin/ρ)`` from its own θ row,
+or the caller's ``internal_dt`` (refused above ``margin/ρ``); a frame of ``frame_dt`` is
+``n = ceil(frame_dt / dt_max)`` equal steps of ``frame_dt / n``, refused above
+:data:`MAX_STEPS_PER_FRAME`. Samples with the same ``(group_key, n, dt)`` are integrated
+together.
+
+Bit-exact batch independence: a sample's trajectory is the same bits alone or in any batch, on
+one device and dtype, because (i) its plan depends on its θ only; (ii) ETD coefficients of a
+per-sample linear part are computed one sample at a time, and when all samples of a group share
+the linear part it is computed once from the same values; (iii) spectra are multiplied by
+coefficients with real elementwise arithmetic, and the FFTs act per transform; (iv) noise comes
+from one CPU generator per sample. A domain keeps this by making its nonlinear term elementwise
+per sample (no reductions over the batch) with per-sample scalars broadcast as ``[b, 1, 1]``.
+
+Noise. With ``noise_amplitude = σ > 0`` the state receives an additive kick ``σ ξ`` (ξ i.i.d.
+standard normal per grid point and channel, drawn in float64 on the CPU from
+``torch.Generator().manual_seed(seeds[i])``) at the start of every frame interval; recorded
+frames are the states at the end of the interval, so frame 0 is ``u0``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Hashable
+
+import numpy as np
+import torch
+
+from noa_platform.api import Grid, ParameterSpace, Solver, check_initial_state
+from noa_platform.errors import SolverError
+from noa_platform.numerics.etd import INTEGRATORS, CoupledLinear, make_stepper
+from noa_platform.numerics.nonlinear import Nonlinear, dealiased
+from noa_platform.numerics.spectral import DEALIASING_RULES, dealiasing_mask
+from noa_platform.numerics.stability import stability_limit
+
+__all__ = ["MAX_STEPS_PER_FRAME", "SpectralSolver"]
+
+#: More internal steps per frame than this is a request the solver refuses rather than
+#: silently spending hours on (e.g. ``frame_dt`` in the wrong units).
+MAX_STEPS_PER_FRAME = 100_000
+
+
+class SpectralSolver(Solver):
+    """A batched periodic pseudo-spectral ETD solver; see the module docstring.
+
+    ``rollout(u0 [B, C, H, W], params [B, P], n_frames, grid=, frame_dt=, seeds=,
+    noise_amplitude=, internal_dt=None) -> [B, n_frames + 1, C, H, W]`` in ``u0``'s dtype
+    (float32 or float64) and on its device.
+    """
+
+    #: Names the solver in errors (subclasses set their domain's name).
+    name: str = "spectral solver"
+    #: Number of state channels ``C``.
+    channels: int
+    #: θ's columns; every row is validated against it.
+    parameter_space: ParameterSpace
+    #: A rule in :data:`~noa_platform.numerics.spectral.DEALIASING_RULES`.
+    dealiasing: str = "none"
+
+    def __init__(self, integrator: str = "etdrk4"):
+        """``integrator``: a name in :data:`~noa_platform.numerics.etd.INTEGRATORS`."""
+        if integrator not in INTEGRATORS:
+            raise SolverError(f"unknown integrator {integrator!r}; choose one of "
+                              f"{', '.join(INTEGRATORS)}")
+        if self.dealiasing not in DEALIASING_RULES:
+            raise SolverError(f"{self.name}: unknown dealiasing rule {self.dealiasing!r}; "
+                              f"choose one of {', '.join(DEALIASING_RULES)}")
+        self.integrator = integrator
+
+    # -- what a domain supplies ----------------------------------------------------------------
+
+    @abstractmethod
+    def linear_part(self, theta: np.ndarray, grid: Grid) -> torch.Tensor | CoupledLinear:
+        """The linear operator for θ rows ``[b, P]`` (float64) of one group, on the CPU.
+
+        A real or complex symbol broadcastable to ``[b, C, H, W//2+1]`` (leading size ``b`` or
+        1), or a :class:`~noa_platform.numerics.etd.CoupledLinear` ``[b or 1, H, W//2+1, C, C]``.
+        """
+
+    @abstractmethod
+    def nonlinear_term(self, theta: np.ndarray, grid: Grid, dtype: torch.dtype,
+                       device: torch.device) -> Nonlinear:
+        """``N̂`` for one group's θ rows: spectrum ``[b, C, H, W//2+1]`` in, same shape out."""
+
+    @abstractmethod
+    def rate_bound(self, theta: np.ndarray) -> np.ndarray:
+        """``[b]`` bound ρ > 0 on the spectral radius of ``N``'s Jacobian over reachable
+        states, from each row alone."""
+
+    @abstractmethod
+    def default_dt(self, theta: np.ndarray) -> np.ndarray:
+        """``[b]`` internal step for accuracy, from each row alone. Few distinct values keep
+        samples in few groups."""
+
+    def group_key(self, theta_row: np.ndarray) -> Hashable:
+        """Samples with different keys are never integrated together (default: one key)."""
+        return 0
+
+    def label(self, theta_row: np.ndarray) -> str:
+        """How errors name the solver for this sample (default :attr:`name`)."""
+        return self.name
+
+    # -- the step plan ---------------------------------------------------------------------------
+
+    def stability_limit(self, theta_row: np.ndarray) -> float:
+        """Largest stable internal step for one θ row and this solver's integrator."""
+        row = np.asarray(theta_row, dtype=np.float64).reshape(1, -1)
+        return float(stability_limit(self.rate_bound(row), self.integrator)[0])
+
+    def steps_per_frame(self, theta_row: np.ndarray, frame_dt: float,
+                        internal_dt: float | None = None) -> tuple[int, float]:
+        """``(n, dt)`` for one sample: ``n`` equal internal steps of ``dt`` per frame.
+
+        Raises :class:`SolverError` when ``internal_dt`` exceeds the sample's stability limit or
+        the frame needs more than :data:`MAX_STEPS_PER_FRAME` steps.
+        """
+        row = np.asarray(theta_row, dtype=np.float64).reshape(1, -1)
+        limit = self.stability_limit(row)
+        if internal_dt is None:
+            # The accuracy default, capped by the stability limit of a low-order integrator.
+            dt_max = min(float(self.default_dt(row)[0]), limit)
+        else:
+            dt_max = internal_dt
+        if dt_max > limit:
+            raise SolverError(
+                f"internal time step {dt_max:g} exceeds the {self.label(row[0])} stability "
+                f"limit {limit:.4g} for θ = {row[0].tolist()}"
+            )
+        # The tolerance keeps frame_dt = n · dt_max from becoming n + 1 steps by rounding.
+        n = max(1, math.ceil(frame_dt / dt_max * (1.0 - 1e-12)))
+        if n > MAX_STEPS_PER_FRAME:
+            raise SolverError(
+                f"frame_dt = {frame_dt:g} needs {n} internal steps of at most {dt_max:g} per "
+                f"frame, more than the limit {MAX_STEPS_PER_FRAME}"
+            )
+        return n, frame_dt / n
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def _check(self, u0, params, n_frames, grid, frame_dt, seeds, noise_amplitude, internal_dt):
+        check_initial_state(u0, self.channels)
+        if u0.dtype not in (torch.float32, torch.float64):
+            raise SolverError(f"u0 must be float32 or float64, got {u0.dtype}")
+        theta = (params.detach().cpu().numpy() if torch.is_tensor(params)
+                 else np.asarray(params)).astype(np.float64)
+        theta = np.atleast_2d(theta)
+        if theta.shape[0] != u0.shape[0]:
+            raise SolverError(f"params has {theta.shape[0]} rows for {u0.shape[0]} samples")
+        self.parameter_space.validate(theta)
+        if not grid.periodic:
+            raise SolverError(f"{self.name}: the spectral solver needs a periodic grid")
+        if tuple(u0.shape[-2:]) != tuple(grid.shape):
+            raise SolverError(f"u0 is {list(u0.shape[-2:])} points, the grid {list(grid.shape)}")
+        if isinstance(n_frames, bool) or int(n_frames) != n_frames or n_frames < 0:
+            raise SolverError(f"n_frames must be a non-negative integer, got {n_frames!r}")
+        frame_dt = float(frame_dt)
+        if not (math.isfinite(frame_dt) and frame_dt > 0):
+            raise SolverError(f"frame_dt must be positive and finite, got {frame_dt}")
+        if internal_dt is not None:
+            internal_dt = float(internal_dt)
+            if not (math.isfinite(internal_dt) and internal_dt > 0):
+                raise SolverError(f"internal_dt must be positive and finite, got {internal_dt}")
+        noise_amplitude = float(noise_amplitude)
+        if not (math.isfinite(noise_amplitude) and noise_amplitude >= 0):
+            raise SolverError(f"noise_amplitude must be finite and >= 0, got {noise_amplitude}")
+        seed_list = None
+        if noise_amplitude > 0:
+            if seeds is None:
+                raise SolverError("noise_amplitude > 0 needs one seed per sample (seeds)")
+            seed_list = [int(s) for s in torch.as_tensor(seeds).reshape(-1).tolist()]
+            if len(seed_list) != u0.shape[0]:
+                raise SolverError(f"seeds has {len(seed_list)} entries for {u0.shape[0]} samples")
+        return theta, int(n_frames), frame_dt, internal_dt, noise_amplitude, seed_list
+
+    # -- integration -----------------------------------------------------------------------------
+
+    def rollout(self, u0, params, n_frames, *, grid: Grid, frame_dt: float, seeds=None,
+                noise_amplitude: float = 0.0, internal_dt: float | None = None) -> torch.Tensor:
+        """Integrate ``n_frames`` frames of ``frame_dt``; see :class:`~noa_platform.api.Solver`.
+
+        ``internal_dt`` caps the internal step (default: the domain's :meth:`default_dt`); it is
+        refused when it exceeds a sample's stability limit.
+        """
+        theta, n_frames, frame_dt, internal_dt, sigma, seed_list = self._check(
+            u0, params, n_frames, grid, frame_dt, seeds, noise_amplitude, internal_dt)
+        b = u0.shape[0]
+        plan = [self.steps_per_frame(theta[i], frame_dt, internal_dt) for i in range(b)]
+        out = torch.empty((b, n_frames + 1, *u0.shape[1:]), dtype=u0.dtype, device=u0.device)
+        out[:, 0] = u0
+        if n_frames == 0 or b == 0:
+            return out
+        groups: dict[tuple, list[int]] = {}
+        for i in range(b):
+            groups.setdefault((self.group_key(theta[i]), *plan[i]), []).append(i)
+        for (_, n_steps, dt), members in groups.items():
+            idx = torch.tensor(members, dtype=torch.long, device=u0.device)
+            gens = None
+            if seed_list is not None:
+                gens = [torch.Generator().manual_seed(seed_list[i]) for i in members]
+            traj = self._integrate(u0.index_select(0, idx), theta[members], n_frames, n_steps,
+                                   dt, grid, sigma, gens)
+            out[:, 1:].index_copy_(0, idx, traj)
+        return out
+
+    def _linear(self, theta: np.ndarray, grid: Grid) -> torch.Tensor | CoupledLinear:
+        """The group's linear part, kept once when every sample has the same one (the ETD
+        coefficients are then computed once, from the same values each sample would give)."""
+        lin = self.linear_part(theta, grid)
+        coupled = isinstance(lin, CoupledLinear)
+        tensor = lin.matrix if coupled else lin
+        batched = coupled or (torch.is_tensor(tensor) and tensor.ndim == 4)
+        if batched and tensor.shape[0] > 1 and bool((tensor == tensor[:1]).all()):
+            tensor = tensor[:1]
+            lin = CoupledLinear(tensor) if coupled else tensor
+        return lin
+
+    def _integrate(self, u0, theta, n_frames, n_steps, dt, grid, sigma, gens):
+        """Frames 1..n_frames of one group, ``[b, n_frames, C, H, W]``."""
+        dtype, device = u0.dtype, u0.device
+        shape = grid.shape
+        nonlinear = dealiased(self.nonlinear_term(theta, grid, dtype, device),
+                              dealiasing_mask(grid, self.dealiasing, device))
+        stepper = make_stepper(self.integrator, linear=self._linear(theta, grid), dt=dt,
+                               nonlinear=nonlinear, dtype=dtype, device=device)
+        frames = torch.empty((u0.shape[0], n_frames, *u0.shape[1:]), dtype=dtype, device=device)
+        x = u0
+        u_hat = torch.fft.rfft2(x)
+        for f in range(n_frames):
+            if gens is not None:
+                kick = torch.stack([torch.randn(tuple(u0.shape[1:]), generator=g,
+                                                dtype=torch.float64) for g in gens])
+                x = x + (sigma * kick).to(dtype=dtype, device=device)
+                u_hat = torch.fft.rfft2(x)
+            u_hat = stepper.advance(u_hat, n_steps)
+            x = torch.fft.irfft2(u_hat, s=shape)
+            frames[:, f] = x
+            if not bool(torch.isfinite(x).all()):
+                # Never hand back a NaN: name the sample's θ and where it broke instead.
+                bad = int((~torch.isfinite(x).flatten(1).all(dim=1)).nonzero()[0])
+                raise SolverError(
+                    f"{self.label(theta[bad])}: the solution became non-finite in frame {f + 1} "
+                    f"(θ = {theta[bad].tolist()}); lower internal_dt or noise_amplitude"
+                )
+        return frames
