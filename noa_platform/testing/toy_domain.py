@@ -8,6 +8,8 @@ It is not registered anywhere by default; tests and plugin fixtures instantiate 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from noa_platform.api import (
@@ -34,8 +36,8 @@ class DecaySolver(Solver):
     def rollout(self, u0, params, n_frames, *, grid, frame_dt, seeds=None, noise_amplitude=0.0):
         check_initial_state(u0, self.channels)
         self.space.validate(params)
-        if not frame_dt > 0:
-            raise SolverError(f"frame_dt must be positive, got {frame_dt}")
+        if not (math.isfinite(frame_dt) and frame_dt > 0):
+            raise SolverError(f"frame_dt must be positive and finite, got {frame_dt}")
         rate = params[:, 0].to(torch.float64) * (1.0 + params[:, 2].to(torch.float64))
         offset = params[:, 1].to(torch.float64)
         t = torch.arange(n_frames + 1, dtype=torch.float64) * frame_dt
@@ -43,7 +45,10 @@ class DecaySolver(Solver):
         u = u0.to(torch.float64)
         traj = offset[:, None, None, None, None] + (u[:, None] - offset[:, None, None, None, None]) \
             * decay[:, :, None, None, None]
-        return traj.to(dtype=u0.dtype, device=u0.device)
+        traj = traj.to(dtype=u0.dtype, device=u0.device)
+        # offset + (u0 - offset) * 1 need not be u0's bits; the contract says frame 0 is u0.
+        traj[:, 0] = u0
+        return traj
 
 
 def _noise(n: int, grid: Grid, gen: torch.Generator, channels: int) -> torch.Tensor:
@@ -58,6 +63,11 @@ def _waves(n: int, grid: Grid, gen: torch.Generator, channels: int) -> torch.Ten
     phase = torch.rand((n, channels), generator=gen, dtype=torch.float64) * 6.283185307179586
     arg = 6.283185307179586 * (k[..., 0, None, None] * y + k[..., 1, None, None] * x)
     return torch.sin(arg + phase[..., None, None])
+
+
+#: A u-afno small enough to build and train a step in well under a second.
+TINY_U_AFNO = {"base_channels": 4, "levels": 2, "modes": 4, "afno_blocks": 1, "num_blocks": 2,
+               "cond_dim": 4}
 
 
 class ToyDomain(Domain):
@@ -88,7 +98,8 @@ class ToyDomain(Domain):
                               description="mean over the field; decays with the field"),
         }
         self.presets = {
-            "quick": {"generation": {"resolution": 16, "n_samples": 16, "n_frames": 4}},
+            "quick": {"generation": {"resolution": 16, "n_samples": 16, "n_frames": 4},
+                      "mno": {"architecture": TINY_U_AFNO}},
             "standard": {"generation": {"resolution": 32, "n_samples": 64, "n_frames": 8}},
         }
         self.solver = DecaySolver(self.parameter_space, channels)

@@ -1,0 +1,30 @@
+"""Running the kit under pytest: each check of each domain as its own test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from noa_platform.api import Domain
+from noa_platform.testing.kit import yield_checks
+
+
+def parametrize_with_checks(domains: Iterable[Domain], *,
+                            select: Iterable[str] | None = None) -> Any:
+    """A ``pytest.mark.parametrize`` over ``(domain, check)`` pairs, ids ``DOMAIN-CHECK``::
+
+        from noa_platform.testing import parametrize_with_checks
+
+        @parametrize_with_checks([MyDomain()])
+        def test_conformance(domain, check):
+            check(domain)
+
+    ``check(domain)`` raises :class:`AssertionError` with the reason when the domain breaks
+    the check's promise, and skips the test when the check does not apply.
+    """
+    import pytest
+
+    domains = list(domains)
+    checks = yield_checks(select)
+    params = [pytest.param(d, c, id=f"{d.name}-{c.name}") for d in domains for c in checks]
+    return pytest.mark.parametrize("domain, check", params)
