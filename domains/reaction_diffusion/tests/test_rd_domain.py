@@ -1,4 +1,8 @@
-"""The reaction-diffusion plugin as the platform sees it: entry point, domain object, ICs."""
+"""The reaction-diffusion plugin as the platform sees it: entry point, domain object, ICs.
+
+The generic contract (shapes, dtypes, frame 0, replay, batch independence, finiteness across
+the θ box, refusals, presets, architecture) is the conformance kit's, run here on this domain;
+the tests below hold what is particular to reaction-diffusion."""
 
 from __future__ import annotations
 
@@ -9,13 +13,19 @@ import numpy as np
 import pytest
 import torch
 
-from noa_platform.api import PLUGIN_API_VERSION, Domain, Grid
+from noa_platform.api import PLUGIN_API_VERSION, Channel, Domain, Grid
 from noa_platform.errors import ParameterError
+from noa_platform.testing import parametrize_with_checks
 from noa_reaction_diffusion import plugin
 from noa_reaction_diffusion.domain import ReactionDiffusion
 
 DIST = Path(__file__).resolve().parents[1]
 FAMILIES = ("random-squares", "gaussian-random-field", "multiscale", "sinusoids", "blobs")
+
+
+@parametrize_with_checks([ReactionDiffusion()])
+def test_conformance_kit(domain, check):
+    check(domain)
 
 
 def test_distribution_declares_the_entry_point():
@@ -38,7 +48,8 @@ def test_plugin_module_targets_this_api_and_provides_the_domain():
 
 def test_domain_attributes():
     d = ReactionDiffusion()
-    assert d.channels == ("u", "v")
+    assert d.channels == (Channel("u", "state", "dimensionless", description="substrate / activator"),
+                          Channel("v", "state", "dimensionless", description="catalyst / inhibitor"))
     assert d.grid == Grid((64, 64), (64.0, 64.0), True)
     assert d.grid_scaling == "spacing" and d.grid_for(32).spacing == (1.0, 1.0)
     assert d.frame_dt == 50.0
@@ -93,38 +104,20 @@ def test_initial_conditions_are_seeded_concentrations(family, res):
 def test_invariants_are_channel_means():
     d = ReactionDiffusion()
     x = torch.rand(3, 5, 2, 8, 8, dtype=torch.float64)
-    torch.testing.assert_close(d.invariants["mass_u"].fn(x), x[..., 0, :, :].mean((-2, -1)))
-    torch.testing.assert_close(d.invariants["mass_v"].fn(x), x[..., 1, :, :].mean((-2, -1)))
-    assert d.invariants["mass_u"].fn(x).shape == (3, 5)
-    assert not d.invariants["mass_u"].conserved
+    grid, theta = d.grid_for(8), torch.zeros(3, d.parameter_space.dim, dtype=torch.float64)
+    torch.testing.assert_close(d.invariants["mass_u"].fn(x, grid, theta),
+                               x[..., 0, :, :].mean((-2, -1)))
+    torch.testing.assert_close(d.invariants["mass_v"].fn(x, grid, theta),
+                               x[..., 1, :, :].mean((-2, -1)))
+    assert not d.invariants["mass_u"].conserved  # reactions change the means
 
 
-def test_default_horizon_is_finite_across_the_box():
-    """Corners of the box, both kinetics, default internal steps, quick grid."""
-    d = ReactionDiffusion()
-    corners = []
-    for kin in (0, 1):
-        for a in (0.0, 1.0):
-            for b in (0.0, 1.0):
-                u = np.full(5, 0.5)
-                u[0] = 0.25 + 0.5 * kin
-                u[1 + 2 * kin], u[2 + 2 * kin] = a, b
-                corners.append(u)
-    rows = torch.tensor(d.parameter_space.from_unit(np.stack(corners)))
-    u0 = d.initial_condition("gaussian-random-field").sample(
-        len(rows), d.grid_for(32), torch.Generator().manual_seed(0))
-    traj = d.solver.rollout(u0.float(), rows, 32, grid=d.grid_for(32), frame_dt=d.frame_dt)
-    assert traj.dtype == torch.float32 and torch.isfinite(traj).all()
-    assert float(traj.abs().max()) < 2.0
-
-
-def test_architecture_delegates_to_the_core_models():
-    d = ReactionDiffusion()
-    models = pytest.importorskip("noa_platform.models")
-    if not hasattr(models, "build_architecture"):
-        pytest.skip("noa_platform.models.build_architecture not available yet")
-    net = d.architecture({})
-    assert isinstance(net, torch.nn.Module)
+def test_reads_match_the_kinetics():
+    space = ReactionDiffusion().parameter_space
+    assert space.reads == {"kinetics": {"gray-scott": ("F", "k"),
+                                        "fitzhugh-nagumo": ("kappa", "tau")}}
+    gs = space.encode({"kinetics": "gray-scott", "F": 0.02, "k": 0.05, "kappa": 0.0, "tau": 1.0})
+    assert space.active(gs).tolist() == [[True, True, True, False, False]]
 
 
 def test_core_plugin_registry_accepts_the_plugin():
