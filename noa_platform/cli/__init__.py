@@ -2,5 +2,10 @@
 
 from noa_platform.cli import data, domains, plugins, train  # noqa: F401  (registers commands)
 from noa_platform.cli.app import main
+from noa_platform.cli.plugin_authoring import check_plugin, new_plugin
+
+# The author's commands live in their own module; they belong to the `noa plugins` group.
+plugins.plugins.add_command(check_plugin)
+plugins.plugins.add_command(new_plugin)
 
 __all__ = ["main"]

@@ -107,12 +107,14 @@ def yield_checks(select: Iterable[str] | None = None) -> tuple[DomainCheck, ...]
 
 
 def check_domain(domain: Domain, *, select: Iterable[str] | None = None,
-                 resolution: int | None = None) -> CheckReport:
+                 resolution: int | None = None,
+                 on_result: Callable[[CheckResult], None] | None = None) -> CheckReport:
     """Run the conformance kit on ``domain``; a table of named pass/fail/skip results.
 
     Never raises for a broken domain: a check that raises is a failure naming the exception.
     ``select`` runs only the named checks; ``resolution`` overrides the probe grid (default:
-    the quick preset's resolution, at most 16).
+    the quick preset's resolution, at most 16); ``on_result`` is called after each check
+    (the CLI prints rows as they come).
     """
     report = CheckReport(str(getattr(domain, "name", type(domain).__name__)))
     try:
@@ -120,5 +122,8 @@ def check_domain(domain: Domain, *, select: Iterable[str] | None = None,
     except Exception:  # each check then reports what is missing on its own
         probe = None
     for check in yield_checks(select):
-        report.results.append(check.run(domain, probe))
+        result = check.run(domain, probe)
+        report.results.append(result)
+        if on_result is not None:
+            on_result(result)
     return report

@@ -70,17 +70,25 @@ class CheckReport:
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)
 
+    @staticmethod
+    def header(width: int) -> str:
+        return f"{'check':<{width}}  status  {'time':>6}  reason"
+
+    @staticmethod
+    def row(r: CheckResult, width: int) -> str:
+        return f"{r.name:<{width}}  {r.status:<6}  {r.seconds:>5.2f}s  {r.reason}"
+
+    def summary(self) -> str:
+        counts = {s: sum(r.status == s for r in self.results) for s in ("pass", "fail", "skip")}
+        verdict = "conforms" if self.ok else "does NOT conform"
+        return (f"domain {self.domain!r} {verdict}: {counts['pass']} passed, "
+                f"{counts['fail']} failed, {counts['skip']} skipped in {self.seconds:.1f}s")
+
     def table(self) -> str:
         """A fixed-width table: check, status, seconds, reason; then a summary line."""
         width = max([len(r.name) for r in self.results] + [5])
-        lines = [f"{'check':<{width}}  status  {'time':>6}  reason"]
-        for r in self.results:
-            lines.append(f"{r.name:<{width}}  {r.status:<6}  {r.seconds:>5.2f}s  {r.reason}")
-        counts = {s: sum(r.status == s for r in self.results) for s in ("pass", "fail", "skip")}
-        verdict = "conforms" if self.ok else "does NOT conform"
-        lines.append(f"domain {self.domain!r} {verdict}: {counts['pass']} passed, "
-                     f"{counts['fail']} failed, {counts['skip']} skipped in {self.seconds:.1f}s")
-        return "\n".join(lines)
+        lines = [self.header(width)] + [self.row(r, width) for r in self.results]
+        return "\n".join([*lines, self.summary()])
 
     def __str__(self) -> str:
         return self.table()
