@@ -228,7 +228,7 @@ def test_coupled_sample_is_bit_identical_alone_and_in_a_batch_with_noise(dtype):
     u0 = torch.randn((4, 2, 8, 8), generator=g, dtype=torch.float64).to(dtype)
     th = torch.tensor([[1.0, 0.1], [0.5, 0.0], [1.0, 0.1], [1.7, 2.0]], dtype=torch.float64)
     solver = Wave(beta=0.2)
-    kw = dict(grid=grid, frame_dt=0.3, noise_amplitude=0.01)
+    kw = {"grid": grid, "frame_dt": 0.3, "noise_amplitude": 0.01}
     batch = solver.rollout(u0, th, 3, seeds=torch.tensor([7, 8, 9, 10]), **kw)
     for i in range(4):
         alone = solver.rollout(u0[i:i + 1], th[i:i + 1], 3, seeds=torch.tensor([7 + i]), **kw)

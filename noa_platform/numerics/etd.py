@@ -46,12 +46,12 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
-    "CoupledLinear",
     "ETDRK1",
     "ETDRK2",
     "ETDRK4",
-    "ETDIntegrator",
     "INTEGRATORS",
+    "CoupledLinear",
+    "ETDIntegrator",
     "make_stepper",
     "matrix_phi_functions",
     "phi_functions",
@@ -60,7 +60,7 @@ __all__ = [
 Nonlinear = Callable[[torch.Tensor], torch.Tensor]
 
 
-def phi_functions(z: torch.Tensor | complex | float, max_order: int = 3,
+def phi_functions(z: torch.Tensor | complex, max_order: int = 3,
                   n_points: int = 32) -> list[torch.Tensor]:
     """``[φ_0(z), φ_1(z), ..., φ_max_order(z)]`` as complex128 tensors of ``z``'s shape.
 

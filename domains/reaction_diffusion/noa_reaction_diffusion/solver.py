@@ -24,7 +24,6 @@ from noa_platform.api import Grid
 from noa_platform.numerics.nonlinear import Nonlinear, pointwise
 from noa_platform.numerics.spectral import laplacian_symbol
 from noa_platform.numerics.template import MAX_STEPS_PER_FRAME, SpectralSolver
-
 from noa_reaction_diffusion.kinetics import (
     COL_KINETICS,
     KINETICS_LAWS,
