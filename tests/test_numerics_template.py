@@ -138,7 +138,7 @@ def test_standing_wave_matches_the_closed_form(gamma):
                 -gamma * t)
         exact = torch.stack([amp * torch.sin(k * x) + mean_u,
                              amp_t * torch.sin(k * x) + mean_ut + 0 * y])
-        # measured <= 7.7e-14 (20 coupled steps per frame, 5 frames)
+        # measured <= 7.7e-14 (8 coupled steps per frame, 40 in all)
         assert rel(traj[0, f], exact) <= 2e-13, f
 
 
