@@ -19,7 +19,7 @@ import time
 import torch
 
 from noa_platform.features import extract_features, feature_names
-from noa_platform.tokenizer import Tokenizer, TokenizerConfig
+from noa_platform.tokenizer import TokenizerConfig, fit_tokenizer
 
 PRESETS = {"quick": {"n_samples": 256, "frames": 33}, "standard": {"n_samples": 4096, "frames": 65}}
 
@@ -56,7 +56,7 @@ def run(preset: str) -> dict:
     train = {k: v[:int(0.8 * n)] for k, v in features.items()}
     config = TokenizerConfig()
     start = time.perf_counter()
-    tok = Tokenizer.fit(train, feature_names(), config, progress=False)
+    tok = fit_tokenizer(train, feature_names(), config, progress=False)
     fit_s = time.perf_counter() - start
     return {"n_samples": n, "frames": spec["frames"], "feature_seconds": extract_s,
             "fit_seconds": fit_s, "steps": config.steps, "steps_per_s": config.steps / fit_s,

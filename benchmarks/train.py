@@ -42,6 +42,7 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
     from noa_platform.config import resolve_config
     from noa_platform.data.generate import generate
     from noa_platform.data.store import DatasetFile
+    from noa_platform.models import build_domain_architecture
     from noa_platform.models.operator import NeuralOperator, channel_statistics
     from noa_platform.testing.toy_domain import ToyDomain
     from noa_platform.training.data import SplitData
@@ -62,7 +63,7 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
         train = SplitData.load(ds, "train", None)
         val = SplitData.load(ds, "val", None)
         torch.manual_seed(0)
-        arch = domain.architecture(cfg.mno.architecture)
+        arch = build_domain_architecture(domain, cfg.mno.architecture)
         op = NeuralOperator(arch, *channel_statistics(train.sample(8)))
         trainer = Trainer(op, cfg, train, val, workdir / "run", dataset_fingerprint=ds.fingerprint,
                           progress=False, log=lambda m: None)
@@ -81,6 +82,7 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
 
 def inference_vs_cno(domain_name: str, resolution: int, batch: int, frames: int) -> dict:
     from noa_platform.data.simulate import simulate
+    from noa_platform.models import build_domain_architecture
     from noa_platform.models.operator import NeuralOperator
     from noa_platform.plugins import get_registry
 
@@ -98,7 +100,7 @@ def inference_vs_cno(domain_name: str, resolution: int, batch: int, frames: int)
                     resolution=resolution)
     cno = (time.perf_counter() - start) / frames
     torch.manual_seed(0)
-    arch = domain.architecture(ARCH)
+    arch = build_domain_architecture(domain, ARCH)
     op = NeuralOperator(arch, torch.zeros(len(domain.channels)), torch.ones(len(domain.channels)))
     op.eval()
     theta = torch.from_numpy(unit).float()

@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from noa_platform.errors import ConfigError
 from noa_platform.tokenizer.config import TokenizerConfig
 
+#: The core's tokenizer family: the default of ``[tokenizer] name``.
+BUILTIN_TOKENIZER = "vqvae"
+
 
 class StrictModel(BaseModel):
     """Base of every config section: unknown keys are errors, values are validated on assignment."""
@@ -71,6 +74,52 @@ class GenerationConfig(StrictModel):
         return self
 
 
+class FeaturesConfig(StrictModel):
+    """Which feature families a run computes, tokenizes and compares (``[features]``)."""
+
+    families: list[str] = Field(
+        default_factory=lambda: ["initial", "summary", "temporal"],
+        min_length=1,
+        description="feature families by name, looked up among those plugins register through "
+        "noa_feature_extractors (the core's: initial, summary, temporal)",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FeaturesConfig:
+        repeated = sorted({f for f in self.families if self.families.count(f) > 1})
+        if repeated:
+            raise ValueError(f"families: {', '.join(repeated)} listed more than once")
+        return self
+
+
+class TokenizerSection(BaseModel):
+    """``[tokenizer]``: the tokenizer family by name, and that family's own settings.
+
+    The other keys go to the family's factory. Those of the built-in ``vqvae`` are checked
+    here already (:class:`~noa_platform.tokenizer.config.TokenizerConfig`), so a misspelled key
+    is reported with the file that holds it; a plugin's family checks its own when built.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field("vqvae", min_length=1, description="tokenizer family (noa_tokenizers)")
+
+    @model_validator(mode="after")
+    def _check_builtin_settings(self) -> TokenizerSection:
+        if self.name == BUILTIN_TOKENIZER:
+            try:
+                TokenizerConfig.model_validate(self.settings())
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{where}: {first['msg']}") from None
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """Every key but ``name``: the keyword arguments of the family's factory."""
+        return dict(self.model_extra or {})
+
+
 class MNOConfig(StrictModel):
     """The learned operator: which architecture and its keyword arguments."""
 
@@ -114,7 +163,8 @@ class RunConfig(StrictModel):
     """The whole configuration of a run of ``noa`` on one domain."""
 
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    tokenizer: TokenizerSection = Field(default_factory=TokenizerSection)
     mno: MNOConfig = Field(default_factory=MNOConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
@@ -165,10 +215,18 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``override``, recursing into nested tables."""
+    """``base`` updated by ``override``, recursing into nested tables.
+
+    A table that names what it configures (``[tokenizer]``, ``[mno.architecture]``) and names
+    something else than ``base`` replaces it whole: the earlier keys belong to the other
+    tokenizer or architecture, whose settings the new one would reject.
+    """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        old = out.get(key)
+        renamed = (isinstance(value, Mapping) and isinstance(old, Mapping)
+                   and "name" in value and "name" in old and value["name"] != old["name"])
+        if isinstance(value, Mapping) and isinstance(old, Mapping) and not renamed:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -195,8 +253,13 @@ def resolve_config(
     preset_name: str = "",
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    default_architecture: str | None = None,
 ) -> RunConfig:
-    """Layer defaults ← preset ← file ← overrides and validate each layer and the result."""
+    """Layer defaults ← preset ← file ← overrides and validate each layer and the result.
+
+    ``default_architecture`` names the architecture that layers leaving
+    ``mno.architecture.name`` unset configure (the domain's).
+    """
     layers: list[tuple[Mapping[str, Any], str]] = []
     if preset:
         layers.append((preset, f"preset {preset_name!r}"))
@@ -204,7 +267,11 @@ def resolve_config(
         layers.append((read_toml(config_file), str(config_file)))
     if overrides:
         layers.append((overrides, "command line"))
-    merged: dict[str, Any] = {}
+    # The implicit names, so that a layer naming another tokenizer or architecture replaces
+    # the earlier layers' settings of the default one instead of merging with them.
+    merged: dict[str, Any] = {"tokenizer": {"name": BUILTIN_TOKENIZER}}
+    if default_architecture:
+        merged["mno"] = {"architecture": {"name": default_architecture}}
     for data, source in layers:
         validate_layer(data, source)
         merged = deep_merge(merged, data)
@@ -227,4 +294,6 @@ def domain_config(
             known = ", ".join(domain.presets) or "none"
             raise ConfigError(f"domain {domain.name!r} has no preset {preset!r}; known: {known}")
         preset_data = domain.presets[preset]
-    return resolve_config(preset_data, f"{domain.name}:{preset}", config_file, overrides)
+    default_arch = dict(getattr(domain, "default_architecture", None) or {}).get("name")
+    return resolve_config(preset_data, f"{domain.name}:{preset}", config_file, overrides,
+                          default_architecture=default_arch)

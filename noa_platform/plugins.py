@@ -50,6 +50,10 @@ _HOOKS: dict[str, tuple[type, str, str]] = {
     "noa_tokenizers": (TokenizerSpec, "name", "tokenizers"),
 }
 
+#: What one item of each registry table is called in messages.
+_KINDS = {"architectures": "architecture", "feature_extractors": "feature family",
+          "tokenizers": "tokenizer"}
+
 
 @dataclass
 class PluginRecord:
@@ -235,12 +239,24 @@ class PluginRegistry:
                 hint = f" (failed plugins: {', '.join(failed)}; see `noa plugins list`)"
             raise PluginError(f"unknown domain {name!r}; known: {known}{hint}") from None
 
-    def lookup(self, kind: str, name: str) -> Any:
-        """An architecture, feature extractor or tokenizer spec by name."""
+    def lookup(self, kind: str, name: str, where: str | None = None) -> Any:
+        """An architecture, feature extractor or tokenizer spec by name.
+
+        ``kind`` is ``"architectures"``, ``"feature_extractors"`` or ``"tokenizers"``;
+        ``where`` is the config key the name came from, put at the front of the error. An
+        unknown name is a :class:`PluginError` listing the known ones (and failed plugins,
+        which may be the reason it is missing).
+        """
+        if kind not in _KINDS:
+            raise ValueError(f"lookup kind must be one of {', '.join(_KINDS)}, got {kind!r}")
         table: dict[str, Any] = getattr(self, kind)
         if name not in table:
-            known = ", ".join(sorted(table)) or "none"
-            raise PluginError(f"unknown {kind[:-1].replace('_', ' ')} {name!r}; known: {known}")
+            known = ", ".join(sorted(table)) or "none installed"
+            failed = [r.name for r in self.records if r.status == "failed"]
+            hint = (f" (failed plugins: {', '.join(failed)}; see `noa plugins list`)"
+                    if failed else "")
+            prefix = f"{where}: " if where else ""
+            raise PluginError(f"{prefix}unknown {_KINDS[kind]} {name!r}; known: {known}{hint}")
         return table[name]
 
 

@@ -66,6 +66,50 @@ def noa_domains():
     return [ToyDomain("future-toy")]
 """
 
+COMPONENTS = """
+import pluggy
+import torch
+from torch import nn
+from noa_platform.api import ArchitectureSpec, FeatureExtractorSpec
+NOA_PLUGIN_API = 2
+hookimpl = pluggy.HookimplMarker("noa_platform")
+
+
+class PointwiseNet(nn.Module):
+    \"\"\"u + out(tanh(conv3x3(u) + W theta)): the smallest network the trainer accepts.\"\"\"
+
+    def __init__(self, *, channels, n_params, resolution=None, width=4):
+        super().__init__()
+        self.latent_channels = width
+        self.inp = nn.Conv2d(channels, width, 3, padding=1, padding_mode="circular")
+        self.theta = nn.Linear(n_params, width)
+        self.out = nn.Conv2d(width, channels, 1)
+
+    def forward_with_latent(self, u, theta_unit):
+        h = torch.tanh(self.inp(u) + self.theta(theta_unit)[:, :, None, None])
+        return u + self.out(h), h
+
+    def forward(self, u, theta_unit):
+        return self.forward_with_latent(u, theta_unit)[0]
+
+
+def extremes(traj):
+    \"\"\"Per trajectory: the largest and smallest value over all frames and channels.\"\"\"
+    flat = traj.flatten(1)
+    return torch.stack([flat.amax(1), flat.amin(1)], dim=1)
+
+
+@hookimpl
+def noa_architectures():
+    return [ArchitectureSpec("toy-pointwise", PointwiseNet, "fixture: pointwise update")]
+
+
+@hookimpl
+def noa_feature_extractors():
+    return [FeatureExtractorSpec("extremes", extremes, ("extremes.max", "extremes.min"),
+                                 description="fixture: largest and smallest value")]
+"""
+
 # entry-point name -> (distribution, module, source). Entry points load in name order, so
 # "a-good" registers "good-toy" before "z-duplicate" tries to.
 FIXTURES = {
@@ -74,6 +118,7 @@ FIXTURES = {
     "c-bad-signature": ("noa-fixture-bad-signature", "noa_fixture_bad_signature", BAD_SIGNATURE),
     "d-misspelled": ("noa-fixture-misspelled", "noa_fixture_misspelled", MISSPELLED_HOOK),
     "e-wrong-api": ("noa-fixture-wrong-api", "noa_fixture_wrong_api", WRONG_API),
+    "f-components": ("noa-fixture-components", "noa_fixture_components", COMPONENTS),
     "z-duplicate": ("noa-fixture-duplicate", "noa_fixture_duplicate", DUPLICATE_DOMAIN),
 }
 

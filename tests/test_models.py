@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from noa_platform.api import ArchitectureSpec
-from noa_platform.errors import ConfigError
+from noa_platform.errors import PluginError
 from noa_platform.models import (
     DEFAULT_CONFIG,
     UAFNO,
@@ -240,7 +240,7 @@ def test_build_architecture_defaults_and_unknown_keys():
     assert default.field_channels == 1
     with pytest.raises(ValueError, match="'modez'"):
         build_architecture({"modez": 8}, channels=2, n_params=3)
-    with pytest.raises(ConfigError, match="'transformer'"):
+    with pytest.raises(PluginError, match="unknown architecture 'transformer'; known: .*u-afno"):
         build_architecture({"name": "transformer"}, channels=2, n_params=3)
     with pytest.raises(ValueError, match="levels"):
         build_architecture({"levels": 0}, channels=2, n_params=3)

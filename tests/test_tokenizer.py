@@ -14,6 +14,7 @@ from noa_platform.tokenizer import (
     TokenizerConfig,
     UnfittedTokenizer,
     builtin_tokenizers,
+    fit_tokenizer,
     plot_report,
     report,
 )
@@ -62,7 +63,7 @@ def fitted(data):
     features, names = data
     rng_before = torch.get_rng_state()
     val, _ = synthetic_features(64, seed=1)
-    tok = Tokenizer.fit(
+    tok = fit_tokenizer(
         features, names, TokenizerConfig(**FAST), val_features=val, seed=0, progress=False
     )
     # Fitting neither consumes nor reseeds the caller's global RNG.
@@ -107,7 +108,7 @@ def test_codebooks_are_used_and_reconstruction_reported(fitted, data):
 def test_fit_is_deterministic_for_a_seed(fitted, data):
     features, names = data
     val, _ = synthetic_features(64, seed=1)
-    again = Tokenizer.fit(
+    again = fit_tokenizer(
         features, names, TokenizerConfig(**FAST), val_features=val, seed=0, progress=False
     )
     assert torch.equal(again.tokenize(features), fitted.tokenize(features))
@@ -189,7 +190,7 @@ def test_refuses_nan_and_inf(fitted, data):
     with pytest.raises(DataError, match=r"feature 'summary' column 'std_mean' has NaN in 3 rows"):
         fitted.tokenize(bad)
     with pytest.raises(DataError, match="NaN in 3 rows"):
-        Tokenizer.fit(bad, names, TokenizerConfig(**FAST), progress=False)
+        fit_tokenizer(bad, names, TokenizerConfig(**FAST), progress=False)
     bad = {f: x.clone() for f, x in features.items()}
     bad["temporal"][0, 2, 1] = float("inf")
     with pytest.raises(DataError, match=r"feature 'temporal' column 'temporal_1' has Inf in 1 row"):
@@ -219,7 +220,7 @@ def test_refuses_mismatched_names(fitted, data):
     with pytest.raises(DataError, match=r"missing 'std_mean'; unexpected 'skew_mean'"):
         fitted.tokenize(features, renamed)
     with pytest.raises(DataError, match="has 11 columns, expected 12"):
-        Tokenizer.fit(
+        fit_tokenizer(
             features,
             dict(names, initial=names["initial"][:-1] + ("a", "b")),
             TokenizerConfig(**FAST),
@@ -252,7 +253,7 @@ def test_report_is_json_and_plot_writes_png(fitted, data, tmp_path):
 
 def test_fsq_tokenizer_fits_and_round_trips(data, tmp_path):
     features, names = data
-    tok = Tokenizer.fit(
+    tok = fit_tokenizer(
         features, names, TokenizerConfig(**dict(FAST, steps=60, quantizer="fsq")), progress=False
     )
     assert tok.fsq_levels == [4, 4] and tok.codebook_sizes == [16] * tok.n_codebooks
@@ -280,7 +281,7 @@ def test_refuses_too_few_samples(data):
     features, names = data
     few = {f: x[:4] for f, x in features.items()}
     with pytest.raises(DataError, match="at least"):
-        Tokenizer.fit(few, names, TokenizerConfig(**FAST), progress=False)
+        fit_tokenizer(few, names, TokenizerConfig(**FAST), progress=False)
 
 
 def test_load_refuses_broken_files(fitted, tmp_path):

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from noa_platform.cli.app import echo_json, main
-from noa_platform.config import domain_config
-from noa_platform.plugins import get_registry
+
+# Everything heavier than click is imported inside the commands, so `noa --help` stays fast.
 
 
 @main.command()
@@ -19,7 +19,8 @@ from noa_platform.plugins import get_registry
 @click.option("--preset", default="quick", show_default=True, help="Domain preset to start from.")
 @click.option("--seed", type=click.IntRange(min=0), help="Dataset seed.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="TOML config; its [generation] table overrides the preset.")
+              help="TOML config; its [generation] table overrides the preset and its "
+                   "[features] families are the ones stored.")
 @click.option("--device", default="cpu", show_default=True, help="Device the solver runs on.")
 @click.option("--no-features", is_flag=True, help="Do not compute features while generating.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -30,7 +31,10 @@ def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: i
     Interrupted at any moment, the same command continues where it stopped and produces the
     same file an uninterrupted run would have.
     """
+    from noa_platform.config import domain_config
     from noa_platform.data.generate import generate as run_generation
+    from noa_platform.features.selection import run_feature_set
+    from noa_platform.plugins import get_registry
 
     d = get_registry().domain(domain)
     overrides: dict = {}
@@ -42,7 +46,8 @@ def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: i
         overrides["features"] = False
     cfg = domain_config(d, preset, config_file, {"generation": overrides} if overrides else None)
     path = run_generation(d, cfg.generation, out, device=device, progress=not quiet,
-                          log=lambda m: click.echo(m, err=True))
+                          log=lambda m: click.echo(m, err=True),
+                          features=run_feature_set(cfg) if cfg.generation.features else None)
     click.echo(str(path))
 
 
@@ -82,6 +87,13 @@ def info(file: Path, as_json: bool) -> None:
                f"channels {', '.join(meta['channels'])}, frame_dt {meta['frame_dt']:g}")
     click.echo(f"  splits:       {meta['splits']}")
     click.echo(f"  ic families:  {meta['ic_families']}")
+    if meta.get("behaviour"):
+        click.echo("  behaviour by the last frame (uniform / stationary / moving):")
+        for group, rows in meta["behaviour"].items():
+            for label, r in ({"all samples": rows}.items() if group == "all"
+                             else ((f"{group}={k}", v) for k, v in rows.items())):
+                click.echo(f"    {label:<28} {r['uniform']:.2f} / {r['stationary']:.2f} / "
+                           f"{r['moving']:.2f}  ({r['samples']} samples)")
     click.echo("  parameters:")
     for name, r in meta["parameters"].items():
         click.echo(f"    {name:<16} {r['min']:.6g} .. {r['max']:.6g}")
@@ -93,12 +105,18 @@ def info(file: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--family", "families", multiple=True, metavar="NAME",
+              help="Feature family to compute (repeatable; default: initial, summary, temporal; "
+                   "`noa plugins list --json` shows what plugins provide).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def features(file: Path, quiet: bool) -> None:
-    """Compute the INITIAL, SUMMARY and TEMPORAL features of FILE and store them in it.
+def features(file: Path, families: tuple[str, ...], quiet: bool) -> None:
+    """Compute feature families of FILE and store them in it.
 
     Does nothing when they are already there; continues where it stopped when interrupted.
     """
     from noa_platform.data.features import add_features
+    from noa_platform.features.selection import BUILTIN_FAMILIES, feature_set
 
-    add_features(file, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    chosen = feature_set(families or BUILTIN_FAMILIES)
+    add_features(file, progress=not quiet, log=lambda m: click.echo(m, err=True),
+                 features=chosen)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from noa_platform.cli.app import echo_json, main
-from noa_platform.plugins import get_registry
 
 
 @main.group()
@@ -17,6 +16,8 @@ def domains() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_domains(as_json: bool) -> None:
     """Installed domains with their plugin and a one-line description."""
+    from noa_platform.plugins import get_registry
+
     registry = get_registry()
     rows = [
         {"name": name, "version": d.version, "plugin": registry.owners[("domains", name)],
@@ -37,6 +38,8 @@ def list_domains(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def show_domain(name: str, as_json: bool) -> None:
     """Channels, grid, frame interval, parameters, initial conditions, presets, architecture."""
+    from noa_platform.plugins import get_registry
+
     registry = get_registry()
     info = registry.domain(name).describe()
     info["plugin"] = registry.owners[("domains", name)]
@@ -45,7 +48,8 @@ def show_domain(name: str, as_json: bool) -> None:
         return
     click.echo(f"{info['name']} {info['version']} (plugin {info['plugin']})")
     click.echo(f"  {info['description']}")
-    click.echo(f"  channels:   {', '.join(info['channels'])}")
+    channels = [f"{c['name']} ({c['role']}, {c['units'] or 'no units'})" for c in info["channels"]]
+    click.echo(f"  channels:   {', '.join(channels)}")
     g = info["grid"]
     click.echo(f"  grid:       {g['shape'][0]}x{g['shape'][1]}, extent {g['extent']}, "
                f"periodic={g['periodic']} (resizing keeps the {info['grid_scaling']})")
@@ -59,8 +63,9 @@ def show_domain(name: str, as_json: bool) -> None:
     if info["invariants"]:
         click.echo("  invariants:")
         for k, v in info["invariants"].items():
-            click.echo(f"    {k:<24} {v}")
+            conserved = " (conserved)" if v["conserved"] else ""
+            click.echo(f"    {k:<24} {v['description']}{conserved}")
     click.echo("  presets:")
     for k, v in info["presets"].items():
         click.echo(f"    {k:<10} {v}")
-    click.echo(f"  architecture: {info['architecture']}")
+    click.echo(f"  default architecture: {info['default_architecture']}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from noa_platform.cli.app import echo_json, main
-from noa_platform.plugins import get_registry
 
 
 @main.group()
@@ -17,6 +16,8 @@ def plugins() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_plugins(as_json: bool) -> None:
     """Every plugin: name, distribution, version, hooks, status and error."""
+    from noa_platform.plugins import get_registry
+
     records = get_registry().records
     if as_json:
         echo_json([r.to_json() for r in records])

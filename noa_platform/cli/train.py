@@ -7,21 +7,21 @@ from pathlib import Path
 import click
 
 from noa_platform.cli.app import main
-from noa_platform.config import domain_config
-from noa_platform.plugins import get_registry
 
 
 @main.command()
 @click.argument("domain")
 @click.option("--preset", default="quick", show_default=True, help="Domain preset to start from.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="TOML config overriding the preset ([generation], [tokenizer], [mno], "
-                   "[training]).")
+              help="TOML config overriding the preset ([generation], [features], [tokenizer], "
+                   "[mno], [training]).")
 @click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path),
               help="CNO dataset to train on; generated there when missing "
                    "(default: RUN_DIR/dataset.h5).")
 @click.option("--stage", type=click.Choice(["tokenizer", "mno", "all"]), default="all",
-              show_default=True, help="Stop after the tokenizer, or run everything.")
+              show_default=True,
+              help="Stop after the tokenizer, after the MNO (before validation), or run "
+                   "everything.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
               help="Continue the MNO from this checkpoint (default: RUN_DIR/checkpoints/last.pt "
                    "when it exists).")
@@ -30,24 +30,27 @@ from noa_platform.plugins import get_registry
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for everything the run writes (default: runs/DOMAIN-PRESET).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs.")
-@click.option("--timesteps", type=click.IntRange(min=1), help="Override training.timesteps.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override training.seed (the MNO's "
+              "initialization, data order and window draws; the dataset keeps its own seed).")
 @click.option("--bptt-window", type=click.IntRange(min=1), help="Override training.bptt_window.")
 @click.option("--lambda-commit", type=click.FloatRange(min=0), help="Weight of L_commit.")
 @click.option("--lambda-latent", type=click.FloatRange(min=0), help="Weight of L_latent.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(domain: str, preset: str, config_file: Path | None, dataset: Path | None, stage: str,
           resume: Path | None, device: str, run_dir: Path | None, epochs: int | None,
-          timesteps: int | None, bptt_window: int | None, lambda_commit: float | None,
+          seed: int | None, bptt_window: int | None, lambda_commit: float | None,
           lambda_latent: float | None, quiet: bool) -> None:
     """Train DOMAIN: CNO data, features, tokenizer, MNO, post-training validation.
 
     Each stage reuses what a previous run with the same settings left in RUN_DIR, so the
     same command run again after an interruption continues where it stopped.
     """
+    from noa_platform.config import domain_config
+    from noa_platform.plugins import get_registry
     from noa_platform.training.pipeline import Pipeline
 
     d = get_registry().domain(domain)
-    flags = {"epochs": epochs, "timesteps": timesteps, "bptt_window": bptt_window,
+    flags = {"epochs": epochs, "seed": seed, "bptt_window": bptt_window,
              "lambda_commit": lambda_commit, "lambda_latent": lambda_latent}
     overrides = {k: v for k, v in flags.items() if v is not None}
     cfg = domain_config(d, preset, config_file, {"training": overrides} if overrides else None)

@@ -1,6 +1,8 @@
 """Adding features to a dataset after generation (``noa features FILE``).
 
-Idempotent: a file whose feature families are all present is left alone. Resumable: features
+Which families: those of a :class:`~noa_platform.features.selection.FeatureSet` (default: the
+core's three); a family already stored with the same column names is kept. Idempotent: a file
+whose requested feature families are all present is left alone. Resumable: features
 are computed batch by batch into ``<file>.features.partial/`` (one atomically written file per
 batch); a killed run continues from the batches that exist. The dataset is then rewritten
 under a temporary name with the features added and renamed over the original, so the file is
@@ -10,43 +12,60 @@ at every moment either the old complete one or the new complete one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from noa_platform.data.generate import default_feature_fn
-from noa_platform.data.partial import atomic_savez, batch_path, contiguous_batches, done_mask
+from noa_platform.atomic import atomic_path, atomic_savez, atomic_write_text
+from noa_platform.data.partial import batch_path, contiguous_batches, done_mask
 from noa_platform.data.store import DatasetFile
+
+if TYPE_CHECKING:
+    from noa_platform.features.selection import FeatureSet
 
 BATCH = 32
 
 
-def add_features(path: str | os.PathLike, *, progress: bool = True,
-                 log: Callable[[str], None] = print) -> bool:
-    """Compute and store the core feature families; returns False if nothing was missing."""
+def add_features(path: str | Path, *, progress: bool = True,
+                 log: Callable[[str], None] = print,
+                 features: FeatureSet | None = None) -> bool:
+    """Compute and store the missing or stale families of ``features`` (default: the core's).
+
+    Returns False if nothing was missing. Only those families are computed and rewritten;
+    other stored families are kept.
+    """
+    if features is None:
+        from noa_platform.features.selection import feature_set
+
+        features = feature_set()
     path = Path(path)
-    feature_fn, names = default_feature_fn()
+    wanted = features.names
     with DatasetFile(path) as ds:
-        missing = [f for f in names if f not in ds.feature_families()]
-        stale = [f for f in names if f in ds.feature_families()
-                 and ds.features(f)[1] != names[f]]
+        stored = ds.feature_families()
+        todo_families = [f for f in wanted
+                         if f not in stored or ds.features(f)[1] != wanted[f]]
         n = len(ds)
         fingerprint = ds.fingerprint
-    if not missing and not stale:
-        log(f"{path}: features already present ({', '.join(names)})")
+    if not todo_families:
+        log(f"{path}: features already present ({', '.join(wanted)})")
         return False
+    features = features.subset(todo_families)
+    names = features.names
     work = path.with_name(path.name + ".features.partial")
     stamp = work / "fingerprint"
-    if work.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
-        shutil.rmtree(work)  # left over from another file of the same name
+    # The stamp names the file and the families: a work folder left by another file of the
+    # same name, or by a run computing other families, is not resumed.
+    identity = json.dumps({"fingerprint": fingerprint, "families": names})
+    if work.exists() and (not stamp.exists() or stamp.read_text() != identity):
+        shutil.rmtree(work)
     work.mkdir(exist_ok=True)
-    stamp.write_text(fingerprint)
+    atomic_write_text(stamp, identity)
     done = done_mask(work, n)
     todo = np.flatnonzero(~done)
     if done.any():
@@ -56,13 +75,21 @@ def add_features(path: str | os.PathLike, *, progress: bool = True,
         for run in contiguous_batches(todo, BATCH):
             traj = torch.from_numpy(ds.trajectories(slice(run[0], run[-1] + 1)))
             with torch.no_grad():
-                feats = feature_fn(traj)
+                feats = features(traj)
             atomic_savez(batch_path(work, run), indices=run,
                          **{f"features.{k}": v.numpy() for k, v in feats.items()})
             bar.update(len(run))
 
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    shutil.copyfile(path, tmp)
+    with atomic_path(path) as tmp:
+        shutil.copyfile(path, tmp)
+        _store(tmp, work, names, n)
+    shutil.rmtree(work)
+    log(f"{path}: added features {', '.join(names)}")
+    return True
+
+
+def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], n: int) -> None:
+    """Write the batch files' families into the HDF5 file ``tmp`` (replacing stale ones)."""
     with h5py.File(tmp, "r+") as h5:
         for family in names:
             key = f"features/{family}"
@@ -78,7 +105,3 @@ def add_features(path: str | os.PathLike, *, progress: bool = True,
                         ds_ = h5.create_dataset(key, shape=(n, *arr.shape[1:]), dtype="float32")
                         ds_.attrs["names"] = json.dumps(list(names[family]))
                     h5[key][idx] = arr
-    os.replace(tmp, path)
-    shutil.rmtree(work)
-    log(f"{path}: added features {', '.join(names)}")
-    return True

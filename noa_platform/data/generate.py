@@ -18,7 +18,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,20 +26,16 @@ from tqdm.auto import tqdm
 
 from noa_platform import __version__
 from noa_platform.api import Domain
+from noa_platform.atomic import atomic_path, atomic_savez, atomic_write_json
 from noa_platform.config import GenerationConfig, first_difference
-from noa_platform.data.partial import (
-    atomic_savez,
-    atomic_write_text,
-    batch_path,
-    contiguous_batches,
-    done_mask,
-)
+from noa_platform.data.partial import batch_path, contiguous_batches, done_mask
 from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit, split_indices
 from noa_platform.data.simulate import simulate
 from noa_platform.data.store import DatasetFile, write_dataset
 from noa_platform.errors import DataError
 
-FeatureFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+if TYPE_CHECKING:
+    from noa_platform.features.selection import FeatureSet
 
 
 class Plan:
@@ -84,12 +80,6 @@ def simulate_as_configured(domain: Domain, config: GenerationConfig, values: np.
                     device=device, noise_amplitude=config.noise_amplitude)
 
 
-def default_feature_fn() -> tuple[FeatureFn, dict[str, tuple[str, ...]]]:
-    from noa_platform.features import extract_features, feature_names
-
-    return extract_features, feature_names()
-
-
 def generate(
     domain: Domain,
     config: GenerationConfig,
@@ -98,8 +88,13 @@ def generate(
     device: str = "cpu",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    features: FeatureSet | None = None,
 ) -> Path:
-    """Generate (or finish generating) the dataset ``out``; returns its path."""
+    """Generate (or finish generating) the dataset ``out``; returns its path.
+
+    ``features`` are the families stored with the trajectories when ``config.features`` is
+    on (default: the core's three, :func:`~noa_platform.features.selection.feature_set`).
+    """
     out = Path(out)
     plan = Plan(domain, config)
     manifest = plan.manifest()
@@ -124,9 +119,14 @@ def generate(
                             f"({diff}); rerun with those settings or delete it")
     else:
         work.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
+        atomic_write_json(manifest_path, manifest)
 
-    feature_fn, names = default_feature_fn() if config.features else (None, {})
+    feature_fn: FeatureSet | None = None
+    if config.features:
+        from noa_platform.features.selection import feature_set
+
+        feature_fn = features if features is not None else feature_set()
+    names = feature_fn.names if feature_fn is not None else {}
     done = done_mask(work, config.n_samples)
     todo = np.flatnonzero(~done)
     if done.any():
@@ -158,8 +158,12 @@ def _batches(work: Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.
 
 
 def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[str, ...]]) -> None:
+    with atomic_path(out) as tmp:
+        _write(plan, work, tmp, feature_names)
+
+
+def _write(plan: Plan, work: Path, tmp: Path, feature_names: dict[str, tuple[str, ...]]) -> None:
     d = plan.domain
-    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     write_dataset(
         tmp,
         attrs={
@@ -185,7 +189,6 @@ def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[
         feature_names=feature_names,
         compression_level=plan.config.compression_level,
     )
-    os.replace(tmp, out)
 
 
 def replay(domain: Domain, dataset: DatasetFile, indices: Any, *, dtype: torch.dtype | None = None,

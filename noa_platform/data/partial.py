@@ -1,33 +1,16 @@
 """Work folders of resumable jobs: batch files that exist whole or not at all.
 
 A job that produces per-sample results (generation, feature extraction) writes each finished
-batch as ``batch-<first>-<last>.npz`` through a temporary name and a rename. Whatever moment
+batch as ``batch-<first>-<last>.npz`` with :func:`noa_platform.atomic.atomic_savez`. Whatever moment
 the process dies at, the folder holds only complete batch files, and the indices they cover
 are exactly the work that need not be redone.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-
-
-def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez`` to ``path`` via a temporary file, flushed to disk before the rename."""
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def batch_path(work: Path, indices: np.ndarray) -> Path:

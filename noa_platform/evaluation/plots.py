@@ -19,6 +19,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from noa_platform.atomic import atomic_path
 from noa_platform.evaluation.verdicts import THRESHOLDS
 
 #: Per-step loss components, in panel order; a component absent or None everywhere is omitted.
@@ -35,8 +36,8 @@ def _figure(width: float, height: float, layout: str | None = None) -> Figure:
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     fig.clear()
     return path
 

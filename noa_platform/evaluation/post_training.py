@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from noa_platform.api import Domain
+from noa_platform.atomic import atomic_write_json
 from noa_platform.config import RunConfig
 from noa_platform.data.store import DatasetFile
 from noa_platform.evaluation import plots
@@ -67,8 +68,10 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
                  device: torch.device | str = "cpu", log: Callable[[str], None] = print,
                  batch_size: int = 16) -> Path:
     """Validate ``operator`` on the test split of ``ds``; returns the path of ``report.json``."""
-    from noa_platform.features import extract_features
+    from noa_platform.features.selection import run_feature_set
 
+    # The run's configured families: those the tokenizer was fitted on.
+    extract_features = run_feature_set(config)
     run_dir = Path(run_dir)
     idx = ds.split("test")
     if config.training.validation_samples:
@@ -168,7 +171,7 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
     path = run_dir / "report.json"
-    path.write_text(json.dumps(report, indent=2, default=float))
+    atomic_write_json(path, report, default=float)
     log(f"validation on {len(idx)} test samples: VRMSE step 1 {summary['vrmse_step1']:.4f} "
         f"(persistence {summary['persistence_vrmse_step1']:.4f}), step {min(8, T)} "
         f"{summary['vrmse_step8']:.4f} (persistence {summary['persistence_vrmse_step8']:.4f}), "

@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from noa_platform.models.afno import AFNOBlock, clamp_modes
-from noa_platform.models.conditioning import ThetaEmbedding
-from noa_platform.models.unet import DecoderLevel, Downsample, NormFiLMAct, ResBlock, periodic_conv
-from noa_platform.models.validation import (
+from noa_platform.models.checks import (
     ArchitectureConfigError,
     as_resolution,
     grid_size_problem,
 )
+from noa_platform.models.conditioning import ThetaEmbedding
+from noa_platform.models.unet import DecoderLevel, Downsample, NormFiLMAct, ResBlock, periodic_conv
 
 #: The head's initial weights are the default init times this: Δ starts small (u_{t+1} ≈ u_t)
 #: but not zero, so every upstream parameter gets a gradient on the very first batch.

@@ -2,7 +2,7 @@
 
 Usage::
 
-    tok = Tokenizer.fit(features, names, TokenizerConfig(), val_features=val, seed=0)
+    tok = fit_tokenizer(features, names, TokenizerConfig(), val_features=val, seed=0)
     tokens = tok.tokenize(features)            # LongTensor [N, n_codebooks]
     decoded = tok.decode(tokens)               # family -> raw features (temporal: time profile)
     loss = tok.freeze().commitment_loss(mno_features)   # differentiable w.r.t. the features
@@ -29,15 +29,31 @@ Design decisions (each explained where it is implemented):
   codebooks are named ``"family.c<c>.r<r>"`` (:attr:`Tokenizer.codebook_names`).
 
 Modules: :mod:`.config`, :mod:`.normalization`, :mod:`.categories`, :mod:`.quantizers`,
-:mod:`.networks`, :mod:`.vqvae` (``Tokenizer``), :mod:`.training` (the fit), :mod:`.validation`
-(input checks), :mod:`.metrics` (report, plot), :mod:`.spec` (the ``vqvae`` spec registered
-through the ``noa_tokenizers`` hook).
+:mod:`.networks`, :mod:`.vqvae` (``Tokenizer``, the fitted model), :mod:`.training` (the fit,
+the one way to obtain a ``Tokenizer`` from data), :mod:`.checks` (input checks),
+:mod:`.metrics` (report, plot), :mod:`.spec` (the ``vqvae`` spec registered through the
+``noa_tokenizers`` hook, whose ``fit`` calls :func:`fit_tokenizer`).
+
+The names below are imported on first use (PEP 562), so ``noa_platform.tokenizer.config``,
+which the run config needs, is importable without torch.
 """
 
-from noa_platform.tokenizer.config import TokenizerConfig, effective_codebook_size
-from noa_platform.tokenizer.metrics import plot_report, report
-from noa_platform.tokenizer.spec import UnfittedTokenizer, builtin_tokenizers
-from noa_platform.tokenizer.vqvae import Tokenizer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public name -> module that defines it.
+_EXPORTS = {
+    "Tokenizer": "noa_platform.tokenizer.vqvae",
+    "TokenizerConfig": "noa_platform.tokenizer.config",
+    "UnfittedTokenizer": "noa_platform.tokenizer.spec",
+    "builtin_tokenizers": "noa_platform.tokenizer.spec",
+    "effective_codebook_size": "noa_platform.tokenizer.config",
+    "fit_tokenizer": "noa_platform.tokenizer.training",
+    "plot_report": "noa_platform.tokenizer.metrics",
+    "report": "noa_platform.tokenizer.metrics",
+}
 
 __all__ = [
     "Tokenizer",
@@ -45,6 +61,26 @@ __all__ = [
     "UnfittedTokenizer",
     "builtin_tokenizers",
     "effective_codebook_size",
+    "fit_tokenizer",
     "plot_report",
     "report",
 ]
+
+if TYPE_CHECKING:
+    from noa_platform.tokenizer.config import TokenizerConfig, effective_codebook_size
+    from noa_platform.tokenizer.metrics import plot_report, report
+    from noa_platform.tokenizer.spec import UnfittedTokenizer, builtin_tokenizers
+    from noa_platform.tokenizer.training import fit_tokenizer
+    from noa_platform.tokenizer.vqvae import Tokenizer
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from noa_platform.atomic import atomic_path
+
 if TYPE_CHECKING:
     from noa_platform.tokenizer.vqvae import Tokenizer
 
@@ -163,6 +165,6 @@ def plot_report(rep: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
         fontsize=10,
     )
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, format="png")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return out

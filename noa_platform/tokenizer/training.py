@@ -31,10 +31,10 @@ from tqdm.auto import tqdm
 
 from noa_platform.errors import DataError
 from noa_platform.tokenizer.categories import Category, discover_categories
+from noa_platform.tokenizer.checks import check_features, check_fit_inputs
 from noa_platform.tokenizer.config import TokenizerConfig, effective_codebook_size, fsq_levels_for
 from noa_platform.tokenizer.normalization import Normalizer
 from noa_platform.tokenizer.quantizers import EMAVectorQuantizer
-from noa_platform.tokenizer.validation import check_features, check_fit_inputs
 from noa_platform.tokenizer.vqvae import Tokenizer
 
 #: Fewest training trajectories a fit accepts: below this no statistic or codebook is meaningful.

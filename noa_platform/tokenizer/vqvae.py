@@ -3,7 +3,8 @@
 Layout of a fitted tokenizer
 ----------------------------
 * Families: the ``[N, D]`` (static) and ``[N, T+1, D]`` (temporal) feature families it was
-  fitted on, in the order of the ``names`` given to :meth:`Tokenizer.fit`.
+  fitted on, in the order of the ``names`` given to
+  :func:`~noa_platform.tokenizer.training.fit_tokenizer`.
 * Categories: each static family is split into categories of correlated columns
   (:mod:`.categories`); each temporal family is one category. Category ``c`` of family ``f`` is
   named ``"f.c<c>"``; categories are ordered family by family, then by index.
@@ -16,6 +17,9 @@ Layout of a fitted tokenizer
 Saved as ``weights.safetensors`` (parameters and codebook buffers) and ``tokenizer.json``
 (config, normalization statistics, categories, names, codebook sizes, version, fit summary).
 Nothing is pickled.
+
+This module holds the fitted model only; fitting it is :mod:`.training`, which imports this
+module (never the other way round).
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from noa_platform.atomic import atomic_path, atomic_write_json
 from noa_platform.errors import DataError
 from noa_platform.tokenizer.categories import Category
+from noa_platform.tokenizer.checks import check_features
 from noa_platform.tokenizer.config import TokenizerConfig
 from noa_platform.tokenizer.networks import TemporalDecoder, TemporalEncoder, mlp, resample_time
 from noa_platform.tokenizer.normalization import Normalizer
@@ -41,7 +47,6 @@ from noa_platform.tokenizer.quantizers import (
     QuantizerOutput,
     ResidualQuantizer,
 )
-from noa_platform.tokenizer.validation import check_features
 
 #: Format version of a saved tokenizer; bumped when the layout of the files changes.
 FORMAT_VERSION = 1
@@ -158,26 +163,6 @@ class Tokenizer(nn.Module):
         self.codecs = nn.ModuleList(
             CategoryCodec(c, config, codebook_size=codebook_size, fsq_levels=fsq_levels, seed=seed)
             for c in self.categories
-        )
-
-    # --- construction ---------------------------------------------------------------------
-
-    @classmethod
-    def fit(
-        cls,
-        features: Mapping[str, torch.Tensor],
-        names: Mapping[str, Sequence[str]],
-        config: TokenizerConfig | Mapping[str, Any] | None = None,
-        *,
-        val_features: Mapping[str, torch.Tensor] | None = None,
-        seed: int | None = None,
-        progress: bool = True,
-    ) -> Tokenizer:
-        """Fit a tokenizer on training features; see :func:`.training.fit_tokenizer`."""
-        from noa_platform.tokenizer.training import fit_tokenizer
-
-        return fit_tokenizer(
-            features, names, config, val_features=val_features, seed=seed, progress=progress
         )
 
     # --- description ----------------------------------------------------------------------
@@ -415,19 +400,15 @@ class Tokenizer(nn.Module):
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``weights.safetensors`` and ``tokenizer.json`` into ``directory``.
 
-        Each file is written under a temporary name and renamed, so an interrupted save never
-        leaves a half-written file under the final name.
+        Each file is written atomically (:mod:`noa_platform.atomic`), so an interrupted save
+        never leaves a half-written file under the final name.
         """
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = path / (WEIGHTS_FILE + ".partial")
-        save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
-        os.replace(tmp, path / WEIGHTS_FILE)
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
         meta = {**self.describe(), "normalization": self.normalizer.to_json()}
-        tmp = path / (META_FILE + ".partial")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
-        os.replace(tmp, path / META_FILE)
+        atomic_write_json(path / META_FILE, meta, indent=2, sort_keys=False)
         return path
 
     @classmethod

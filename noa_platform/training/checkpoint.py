@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from noa_platform.atomic import atomic_path
 from noa_platform.errors import NoaError
 
 FORMAT = "noa-mno-checkpoint"
@@ -23,14 +24,10 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` via a temporary file and a rename."""
+    """Write ``state`` to ``path`` atomically (:mod:`noa_platform.atomic`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
     return path
 
 

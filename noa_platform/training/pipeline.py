@@ -1,12 +1,15 @@
 """``noa train DOMAIN``: the CNO-trained pipeline in one call.
 
-1. **dataset** — the CNO dataset (generated when missing, resumable; features added when
-   missing);
-2. **tokenizer** — the VQ-VAE fitted on the CNO features of the training split, saved with
-   its report (JSON + PNG);
-3. **mno** — the U-AFNO (or the domain's architecture) trained on CNO trajectories with
-   truncated BPTT, optionally aligned with the frozen tokenizer;
+1. **dataset** — the CNO dataset (generated when missing, resumable; the ``[features]``
+   families added when missing);
+2. **tokenizer** — the ``[tokenizer] name`` family (default the VQ-VAE) fitted on the CNO
+   features of the training split, saved with its report (JSON + PNG);
+3. **mno** — the ``[mno.architecture] name`` architecture (default the domain's) trained on
+   CNO trajectories with truncated BPTT, optionally aligned with the frozen tokenizer;
+   ``--stage mno`` stops here;
 4. **validation** — MNO rollouts against the CNO on the test split, written to the report.
+
+Architecture, feature families and tokenizer are looked up by name in the plugin registry.
 
 Every stage leaves its result in the run folder and is skipped when a result made from the
 same inputs is already there, so running the same command again after an interruption
@@ -26,13 +29,17 @@ from typing import Any
 import torch
 
 from noa_platform.api import Domain
+from noa_platform.atomic import atomic_write_json
 from noa_platform.config import RunConfig, first_difference
 from noa_platform.data.features import add_features
 from noa_platform.data.generate import generate
 from noa_platform.data.store import DatasetFile
 from noa_platform.errors import NoaError
-from noa_platform.models import build_architecture, count_parameters
+from noa_platform.features.selection import feature_set
+from noa_platform.models import build_domain_architecture, count_parameters
+from noa_platform.models.architectures import U_AFNO
 from noa_platform.models.operator import NeuralOperator, channel_statistics
+from noa_platform.plugins import PluginRegistry, get_registry
 from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
 from noa_platform.training.data import SplitData
 from noa_platform.training.trainer import Trainer
@@ -62,8 +69,15 @@ class Pipeline:
 
     def __init__(self, domain: Domain, config: RunConfig, run_dir: str | os.PathLike, *,
                  dataset: str | os.PathLike | None = None, device: str = "auto",
-                 progress: bool = True, log: Callable[[str], None] = print):
+                 progress: bool = True, log: Callable[[str], None] = print,
+                 registry: PluginRegistry | None = None):
         self.domain, self.config = domain, config
+        # Every name the config chooses is looked up now, so a typo fails before any work.
+        self.registry = get_registry() if registry is None else registry
+        self.feature_set = feature_set(config.features.families, self.registry)
+        self.registry.lookup("tokenizers", config.tokenizer.name, where="tokenizer.name")
+        self.registry.lookup("architectures", domain.architecture_config(
+            config.mno.architecture).get("name", U_AFNO), where="mno.architecture.name")
         self.run_dir = Path(run_dir)
         self.dataset_path = Path(dataset) if dataset else self.run_dir / "dataset.h5"
         self.device = resolve_device(device)
@@ -85,12 +99,14 @@ class Pipeline:
         if not self.dataset_path.exists():
             self.log(f"dataset {self.dataset_path} missing: generating it")
             generate(self.domain, self.config.generation, self.dataset_path,
-                     device=str(self.device), progress=self.progress, log=self.log)
+                     device=str(self.device), progress=self.progress, log=self.log,
+                     features=self.feature_set)
         with DatasetFile(self.dataset_path) as ds:
             if ds.domain != self.domain.name:
                 raise NoaError(f"{self.dataset_path}: a {ds.domain!r} dataset, not "
                                f"{self.domain.name!r}")
-        add_features(self.dataset_path, progress=self.progress, log=self.log)
+        add_features(self.dataset_path, progress=self.progress, log=self.log,
+                     features=self.feature_set)
         return DatasetFile(self.dataset_path)
 
     def _features(self, ds: DatasetFile, split: str | None) -> tuple[
@@ -98,32 +114,35 @@ class Pipeline:
         """Stored features of one split (``None``: every sample)."""
         idx = ds.split(split) if split else slice(None)
         feats, names = {}, {}
-        for family in ds.feature_families():
+        for family in self.config.features.families:
             arr, names[family] = ds.features(family)
             feats[family] = torch.from_numpy(arr[idx])
         return feats, names
 
     def train_tokenizer(self, ds: DatasetFile) -> Any:
-        from noa_platform.tokenizer import Tokenizer, plot_report, report
+        from noa_platform.tokenizer import plot_report, report
 
+        untrained = self.registry.lookup("tokenizers", self.config.tokenizer.name,
+                                         where="tokenizer.name").factory(
+            **self.config.tokenizer.settings())
         stamp = {"dataset": ds.fingerprint,
+                 "features": list(self.config.features.families),
                  "tokenizer": self.config.tokenizer.model_dump(mode="json")}
         stamp_path = self.tokenizer_dir / "provenance.json"
         if stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
             self.log(f"tokenizer in {self.tokenizer_dir} is up to date")
-            return Tokenizer.load(self.tokenizer_dir)
+            return untrained.load(self.tokenizer_dir)
         train, names = self._features(ds, "train")
         val, _ = self._features(ds, "val")
         self.log(f"training the tokenizer on {len(ds.split('train'))} CNO feature vectors")
-        tok = Tokenizer.fit(train, names, self.config.tokenizer, val_features=val,
-                            progress=self.progress)
+        tok = untrained.fit(train, names, val_features=val, progress=self.progress)
         tok.save(self.tokenizer_dir)
         everything, _ = self._features(ds, None)
         rep = {"dataset": report(tok, everything), "train": report(tok, train),
                "val": report(tok, val), "fit": tok.fit_summary}
-        (self.tokenizer_dir / "report.json").write_text(json.dumps(rep, indent=2))
+        atomic_write_json(self.tokenizer_dir / "report.json", rep)
         plot_report(rep["dataset"], self.tokenizer_dir / "report.png")
-        stamp_path.write_text(json.dumps(stamp))
+        atomic_write_json(stamp_path, stamp)
         a, v = rep["dataset"], rep["val"]
         self.log(f"tokenizer: {tok.n_codebooks} codebooks of {tok.codebook_sizes[0]} codes; over "
                  f"the dataset min utilization {a['min_utilization']:.2f}, min perplexity/size "
@@ -133,9 +152,8 @@ class Pipeline:
 
     def build_operator(self, train: SplitData) -> NeuralOperator:
         torch.manual_seed(self.config.training.seed)
-        arch = build_architecture(self.domain.architecture_config(self.config.mno.architecture),
-                                  channels=len(self.domain.channels),
-                                  n_params=self.domain.parameter_space.dim)
+        arch = build_domain_architecture(self.domain, self.config.mno.architecture,
+                                         registry=self.registry)
         mean, std = channel_statistics(train.sample(256))
         return NeuralOperator(arch, mean, std)
 
@@ -148,9 +166,7 @@ class Pipeline:
         feature_fn = None
         tok_fp = ""
         if cfg.lambda_commit > 0 or cfg.lambda_latent > 0:
-            from noa_platform.features import extract_features
-
-            feature_fn = extract_features
+            feature_fn = self.feature_set
             tok_fp = _file_digest(self.tokenizer_dir / "weights.safetensors")
             tokenizer = tokenizer.to(self.device)
         trainer = Trainer(operator, self.config, train, val, self.run_dir,
@@ -189,11 +205,11 @@ class Pipeline:
             self.projector.load_state_dict(best["projector"])
         self.log(f"MNO trained: {state.step} steps, best val L_traj {state.best_val:.4g}"
                  + (f" ({state.stopped})" if state.stopped else ""))
-        (self.run_dir / "mno.json").write_text(json.dumps({
+        atomic_write_json(self.run_dir / "mno.json", {
             "parameters": n_params, "steps": state.step, "epochs": state.epoch,
             "best_val_traj": state.best_val, "nonfinite_updates": state.nonfinite,
             "stopped": state.stopped, "projector": trainer.projector is not None,
-        }, indent=2))
+        })
         return operator
 
     # ------------------------------------------------------------------ the whole run
@@ -202,15 +218,16 @@ class Pipeline:
         if stage not in STAGES:
             raise NoaError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(
-            json.dumps({"domain": self.domain.name, **self.config.model_dump(mode="json")},
-                       indent=2))
+        atomic_write_json(self.run_dir / "config.json",
+                          {"domain": self.domain.name, **self.config.model_dump(mode="json")})
         self.projector = None
         with self.prepare_dataset() as ds:
             tokenizer = self.train_tokenizer(ds)
             if stage == "tokenizer":
                 return self.tokenizer_dir / "report.json"
             operator = self.train_mno(ds, tokenizer, resume)
+            if stage == "mno":
+                return self.final_path
             from noa_platform.evaluation.post_training import validate_run
 
             return validate_run(self.domain, operator, tokenizer, ds, self.run_dir,

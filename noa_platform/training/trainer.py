@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from noa_platform.atomic import atomic_write_text
 from noa_platform.config import RunConfig, first_difference
 from noa_platform.errors import NoaError
 from noa_platform.models import LatentProjector
@@ -174,7 +175,7 @@ class Trainer:
         for line in self.metrics_path.read_text().splitlines():
             if json.loads(line)["step"] <= step:
                 keep.append(line)
-        self.metrics_path.write_text("".join(k + "\n" for k in keep))
+        atomic_write_text(self.metrics_path, "".join(k + "\n" for k in keep))
 
     def _record(self, rec: dict[str, Any]) -> None:
         with self.metrics_path.open("a") as fh:
