@@ -31,7 +31,9 @@ def run_once(args: tuple[str, ...]) -> float:
 def imports_torch(args: tuple[str, ...]) -> bool:
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "noa_platform", *args],
                          check=True, capture_output=True, text=True)
-    return any(line.rstrip().endswith("| torch") for line in out.stderr.splitlines())
+    # Lines read "import time: self | cumulative | <indent>module".
+    return any(line.split("|")[-1].strip() == "torch" for line in out.stderr.splitlines()
+               if line.startswith("import time:"))
 
 
 def main() -> None:
