@@ -61,6 +61,13 @@ class GenerationConfig(StrictModel):
         description="initial-condition family -> relative weight; empty = all families equally",
     )
     noise_amplitude: float = Field(0.0, ge=0, description="additive solver noise; 0 = deterministic")
+    burn_in_frames: int = Field(
+        0, ge=0, description="frames simulated from the initial condition and discarded, so that "
+        "stored trajectories start from developed states")
+    parameter_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="parameter -> [low, high]: sample θ in this part of the domain's box "
+        "(physical values, inside the parameter's range)")
     dtype: Literal["float32", "float64"] = "float32"
     splits: SplitConfig = Field(default_factory=SplitConfig)
     compression_level: int = Field(4, ge=0, le=9, description="gzip level of trajectories")
@@ -71,6 +78,9 @@ class GenerationConfig(StrictModel):
         for name, w in self.ic_families.items():
             if not w > 0:
                 raise ValueError(f"ic_families.{name}: weight must be > 0")
+        for name, (lo, hi) in self.parameter_ranges.items():
+            if not lo < hi:
+                raise ValueError(f"parameter_ranges.{name}: need low < high, got [{lo}, {hi}]")
         return self
 
 
@@ -131,28 +141,42 @@ class MNOConfig(StrictModel):
 
 
 class TrainingConfig(StrictModel):
-    """How the MNO is trained on CNO trajectories (truncated BPTT)."""
+    """How the MNO is trained on CNO trajectories (windows over the whole stored horizon)."""
 
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0)
     warmup_steps: int = Field(50, ge=0, description="linear warm-up, then cosine decay to 0")
-    timesteps: int | None = Field(
-        None, ge=1, description="rollout length trained on; default: every frame of the dataset")
-    bptt_window: int = Field(8, ge=1, description="frames backpropagated through per update")
-    teacher_forcing_epochs: int = Field(
-        0, ge=0, description="first epochs whose windows start from the CNO frame instead of "
-        "the rollout (a curriculum: learn the local map before the long-horizon drift)")
-    lambda_commit: float = Field(0.0, ge=0, description="weight of L_commit (0 = off)")
-    lambda_latent: float = Field(0.0, ge=0, description="weight of L_latent (0 = off)")
+    bptt_window: int = Field(
+        4, ge=1, description="steps rolled out with gradient per training window")
+    windows_per_sample: int = Field(
+        1, ge=1, description="training windows drawn from each trajectory per epoch")
+    start_at_zero: float = Field(
+        0.1, ge=0, le=1, description="share of windows that start at frame 0; the others start "
+        "at a uniformly drawn frame of the stored horizon")
+    curriculum_epochs: int = Field(
+        0, ge=0, description="epochs over which the window grows from 1 step to bptt_window "
+        "(0 = the full window from the start)")
+    pushforward_steps: int = Field(
+        0, ge=0, description="at most this many steps rolled out without gradient before a "
+        "window, so that it trains on the model's own state (0 = off)")
+    input_noise: float = Field(
+        0.0, ge=0, description="Gaussian noise added to each window's first state, in units of "
+        "each channel's frame-increment std (0 = off)")
+    lambda_commit: float = Field(
+        0.0, ge=0, description="weight of L_commit: distance between the tokenizer latents of "
+        "MNO and CNO features over the window's frames (0 = off)")
+    lambda_latent: float = Field(
+        0.0, ge=0, description="weight of L_latent: projected MNO bottleneck against the "
+        "tokenizer latent of the CNO window (0 = off)")
     latent_sample_steps: int = Field(
         3, ge=1, description="bottleneck latents sampled per window for L_latent")
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
     max_nonfinite: int = Field(
         20, ge=0, description="stop when more updates than this had a non-finite loss or gradient")
     early_stop_patience: int = Field(
-        3, ge=1, description="stop after this many epochs without a better validation loss")
+        3, ge=1, description="stop after this many epochs without a better validation VRMSE")
     save_every: int = Field(100, ge=1, description="checkpoint every N optimizer steps")
     seed: int = Field(0, ge=0)
     validation_samples: int | None = Field(

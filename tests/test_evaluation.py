@@ -25,7 +25,7 @@ from noa_platform.evaluation.rollout_metrics import (
     ratio_at_step,
     vrmse_per_step,
 )
-from noa_platform.evaluation.verdicts import THRESHOLDS, judge, verdicts
+from noa_platform.evaluation.verdicts import THRESHOLDS, judge, thresholds_for, verdicts
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 
@@ -231,20 +231,49 @@ def test_correlation_time_is_the_first_step_below_threshold():
     assert (result.correlation_per_step[3:].abs() < 0.3).all()
 
 
-def test_correlation_of_constant_and_blown_up_fields():
+def test_correlation_of_uniform_and_blown_up_fields():
     true = rollout(n=2, steps=4, c=1)
-    true[:, 1] = 2.0  # uniform true fields at step 1
+    true[:, 1] = 2.0  # every true field uniform at step 1: nothing to correlate with
     pred = true.clone()
-    assert float(correlation_per_step(pred, true)[1]) == 1.0  # constant predicted as constant
-    pred[:, 1] += 0.01 * rollout(n=2, steps=1, c=1, seed=7)[:, 0]
-    assert float(correlation_per_step(pred, true)[1]) == 0.0  # structure where there is none
-    pred = true.clone()
-    pred[:, 2] = 3.0  # constant prediction of a structured field
-    pred[0, 3] = math.nan  # one sample blew up
+    assert math.isnan(float(correlation_per_step(pred, true)[1]))
+    pred[:, 2] = 3.0  # uniform prediction of structured fields: no pattern
+    pred[0, 3] = math.nan  # a blown-up sample poisons the aggregate: no trustworthy pattern
     curve = correlation_per_step(pred, true)
-    assert float(curve[2]) == 0.0
-    assert float(curve[3]) == pytest.approx(0.5)  # the finite sample still correlates
+    assert float(curve[2]) == 0.0 and float(curve[3]) == 0.0
+    # A nan step (all uniform) is not a drop of the correlation time.
+    assert correlation_time(true.clone(), true).time == 3.0
     assert first_drop(torch.tensor([1.0, math.nan, 1.0]), 0.8) == 1.0
+
+
+def test_correlation_is_aggregated_like_vrmse():
+    """A sample that decays to uniform weighs little; it does not score 0 on its own
+    (the per-sample rule made the truth plus 0.1 % noise look poor)."""
+    true = rollout(n=4, steps=6, seed=5)
+    true[0] = true[0, :1] * 1e-9 + 0.5  # nearly uniform sample
+    noisy = true + 1e-3 * rollout(n=4, steps=6, seed=6)
+    assert (correlation_per_step(noisy, true)[1:] > 0.99).all()
+    p, t = noisy.numpy(), true.numpy()
+    pc = p - p.mean(axis=(3, 4), keepdims=True)
+    tc = t - t.mean(axis=(3, 4), keepdims=True)
+    expected = (pc * tc).sum(axis=(0, 2, 3, 4)) / np.sqrt(
+        (pc**2).sum(axis=(0, 2, 3, 4)) * (tc**2).sum(axis=(0, 2, 3, 4)))
+    np.testing.assert_allclose(correlation_per_step(noisy, true).numpy(), expected, rtol=1e-12)
+
+
+def test_no_model_baselines():
+    true = rollout(n=5, steps=4, seed=8) + 1.5
+    mean = rollout_metrics.spatial_mean_forecast(true)
+    # The spatial-mean forecast scores VRMSE 1 exactly, by construction.
+    np.testing.assert_allclose(vrmse_per_step(mean, true).numpy(), 1.0, rtol=1e-12)
+    shuffled = rollout_metrics.shuffled_forecast(true, [0, 0, 1, 1, 1])
+    # Each sample gets another sample of its own group; a group of one would keep itself.
+    assert torch.equal(shuffled[0], true[1]) and torch.equal(shuffled[1], true[0])
+    assert torch.equal(shuffled[2], true[3]) and torch.equal(shuffled[4], true[2])
+    assert torch.equal(rollout_metrics.shuffled_forecast(true[:1], [0])[0], true[0])
+    per_channel = rollout_metrics.vrmse_per_channel(true + 0.1, true)
+    assert per_channel.shape == (2, 4)
+    with pytest.raises(ValueError, match="group labels"):
+        rollout_metrics.shuffled_forecast(true, [0, 1])
 
 
 # ---------------------------------------------------------------- invariants
@@ -280,6 +309,17 @@ def test_invariant_drift_absolute_and_relative():
 # ---------------------------------------------------------------- agreement
 
 
+def test_token_agreement_groups_separate_u0_only_codebooks():
+    names = ["initial.c0.r0", "initial.c0.r1", "summary.c0.r0", "summary.c0.r1",
+             "temporal.c0.r0"]
+    truth = torch.tensor([[0, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
+    other = torch.tensor([[0, 0, 0, 5, 5], [1, 1, 1, 1, 1]])
+    g = agreement.token_agreement_groups(other, truth, names)
+    assert g == {"dynamic": pytest.approx(4 / 6), "dynamic_coarse": 0.75, "initial": 1.0}
+    assert math.isnan(agreement.token_agreement_groups(other[:, :2], truth[:, :2],
+                                                       names[:2])["dynamic"])
+
+
 def test_token_agreement_and_latent_measures():
     a = torch.tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9], [0, 0, 0]])
     b = a.clone()
@@ -305,27 +345,23 @@ def test_token_agreement_and_latent_measures():
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("vrmse_vs_persistence_step1", 0.5, "good"),
-        ("vrmse_vs_persistence_step1", 0.5000001, "fair"),
-        ("vrmse_vs_persistence_step8", 1.0, "fair"),
-        ("vrmse_vs_persistence_step8", 1.0000001, "poor"),
-        ("token_agreement", 0.8, "good"),
-        ("token_agreement", 0.7999, "fair"),
-        ("token_agreement", 0.5, "fair"),
-        ("token_agreement", 0.4999, "poor"),
+        ("vrmse_step1", 0.5, "good"),
+        ("vrmse_step1", 0.5000001, "fair"),
+        ("vrmse_final", 1.0, "fair"),
+        ("vrmse_final", 1.0000001, "poor"),
+        ("token_agreement_dynamic", 0.8, "good"),
+        ("token_agreement_dynamic", 0.7999, "fair"),
+        ("token_agreement_dynamic", 0.4999, "poor"),
+        ("token_agreement_coarse", 0.9, "good"),
         ("tokenizer_recon_mno_over_cno", 1.5, "good"),
-        ("tokenizer_recon_mno_over_cno", 3.0, "fair"),
         ("tokenizer_recon_mno_over_cno", 3.01, "poor"),
         ("utilization_mno", 0.9, "good"),
         ("utilization_mno", 0.49, "poor"),
-        ("latent_cosine", 0.2, "fair"),
-        ("latent_cv", 0.1, "good"),
-        ("latent_cv", 0.31, "poor"),
+        ("latent_cosine", 0.5, "fair"),
         ("correlation_time_fraction", 0.75, "good"),
-        ("correlation_time_fraction", 0.25, "fair"),
         ("correlation_time_fraction", 0.2, "poor"),
-        ("vrmse_vs_persistence_step1", math.nan, "poor"),
-        ("token_agreement", math.inf, "poor"),
+        ("vrmse_step1", math.nan, "poor"),
+        ("token_agreement_dynamic", math.inf, "poor"),
     ],
 )
 def test_verdict_boundaries(key, value, expected):
@@ -333,38 +369,64 @@ def test_verdict_boundaries(key, value, expected):
     assert judge(value, THRESHOLDS[key]) == expected
 
 
+def test_a_number_that_does_not_beat_its_baselines_is_poor():
+    summary = {"vrmse_step1": 0.3, "token_agreement_dynamic": 0.85}
+    base = {"vrmse_step1": {"persistence": 0.2, "spatial-mean": 1.0},
+            "token_agreement_dynamic": {"persistence": 0.5, "shuffled": 0.4}}
+    out = verdicts(summary, base)
+    assert out["vrmse_step1"]["verdict"] == "poor"  # below threshold, but persistence is better
+    assert out["vrmse_step1"]["baselines"]["persistence"] == {
+        "value": 0.2, "beats": False, "mno_over_baseline": pytest.approx(1.5)}
+    assert out["token_agreement_dynamic"]["verdict"] == "good"
+    assert out["token_agreement_dynamic"]["baselines"]["shuffled"]["mno_minus_baseline"] == \
+        pytest.approx(0.45)
+    # Only the domain's applicable baselines count; a nan baseline can neither win nor lose.
+    assert verdicts(summary, base, applicable=("spatial-mean",))["vrmse_step1"]["verdict"] == "good"
+    nan_base = {"vrmse_step1": {"persistence": math.nan}}
+    assert verdicts(summary, nan_base)["vrmse_step1"]["verdict"] == "good"
+
+
+def test_domain_threshold_overrides():
+    table = thresholds_for({"vrmse_final": {"good": 0.8}})
+    assert table["vrmse_final"]["good"] == 0.8 and THRESHOLDS["vrmse_final"]["good"] == 0.5
+    assert verdicts({"vrmse_final": 0.7}, thresholds=table)["vrmse_final"]["verdict"] == "good"
+    with pytest.raises(KeyError, match="unknown criterion"):
+        thresholds_for({"nope": {"good": 1}})
+    with pytest.raises(KeyError, match="only good and fair"):
+        thresholds_for({"vrmse_final": {"better": "higher"}})
+
+
 def test_verdicts_skip_missing_keys_and_take_the_worst_overall():
     summary = {
-        "vrmse_vs_persistence_step1": 0.2,
-        "token_agreement": 0.6,
+        "vrmse_step1": 0.2,
+        "token_agreement_dynamic": 0.6,
         "utilization_mno": 0.95,
-        "latent_cosine": None,  # latent loss not trained
+        "latent_cosine": None,
         "something_else": 42.0,
     }
     out = verdicts(summary)
-    assert set(out) == {
-        "vrmse_vs_persistence_step1", "token_agreement", "utilization_mno", "overall"
-    }
-    assert out["token_agreement"] == {
-        "value": 0.6,
-        "threshold": {"better": "higher", "good": 0.8, "fair": 0.5},
-        "verdict": "fair",
-    }
+    assert set(out) == {"vrmse_step1", "token_agreement_dynamic", "utilization_mno", "overall"}
+    assert out["token_agreement_dynamic"]["threshold"] == {"better": "higher", "good": 0.8,
+                                                           "fair": 0.5}
+    assert out["token_agreement_dynamic"]["verdict"] == "fair"
     assert out["overall"]["verdict"] == "fair"
     assert out["overall"]["value"] == {"good": 2, "fair": 1, "poor": 0}
-    assert verdicts({**summary, "latent_cv": 0.9})["overall"]["verdict"] == "poor"
+    assert verdicts({**summary, "vrmse_final": 1.2})["overall"]["verdict"] == "poor"
     assert verdicts({}) == {}
 
 
 def test_doc_table_matches_the_threshold_constant():
     rows = {}
     for line in DOC.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"\|\s*`(\w+)`\s*\|\s*(\w+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|", line)
+        match = re.match(r"\|\s*`(\w+)`\s*\|\s*(\w+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|"
+                         r"\s*([^|]*)\|", line)
         if match:
-            rows[match.group(1)] = (match.group(2), float(match.group(3)), float(match.group(4)))
+            named = tuple(b.strip() for b in match.group(5).split(",") if b.strip() != "—")
+            rows[match.group(1)] = (match.group(2), float(match.group(3)), float(match.group(4)),
+                                    named)
     assert set(rows) == set(THRESHOLDS)
     for key, row in THRESHOLDS.items():
-        assert rows[key] == (row["better"], row["good"], row["fair"]), key
+        assert rows[key] == (row["better"], row["good"], row["fair"], row["baselines"]), key
 
 
 # ---------------------------------------------------------------- plots

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,10 @@ TINY = {
     "tokenizer": {"steps": 60},
     "mno": {"architecture": {"base_channels": 4, "levels": 2, "modes": 4, "afno_blocks": 1,
                              "num_blocks": 2, "cond_dim": 4}},
-    "training": {"epochs": 3, "batch_size": 4, "bptt_window": 3, "save_every": 4,
+    # Every random option is on, so the resume test fails if a draw is not restored.
+    "training": {"epochs": 3, "batch_size": 4, "bptt_window": 3, "save_every": 2,
+                 "windows_per_sample": 2, "pushforward_steps": 2, "input_noise": 0.5,
+                 "curriculum_epochs": 2, "start_at_zero": 0.25,
                  "lambda_commit": 0.1, "lambda_latent": 0.1, "warmup_steps": 3,
                  "early_stop_patience": 10},
 }
@@ -82,7 +86,7 @@ def test_interrupted_training_resumes_bitwise(tmp_path, monkeypatch):
 def test_resume_refuses_another_config_or_dataset(tmp_path):
     data = tmp_path / "data.h5"
     pipeline(tmp_path / "a", data, epochs=1).run(stage="mno")
-    ckpt = tmp_path / "a" / "checkpoints" / "epoch_001.pt"
+    ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
     with pytest.raises(NoaError, match=r"another config \(training.lr: 0.001 in the checkpoint, "
                                        r"0.01 now\)"):
         pipeline(tmp_path / "b", data, epochs=1, lr=0.01).run(stage="mno", resume=ckpt)
@@ -110,13 +114,12 @@ def test_checkpoints_load_without_pickle_and_refuse_garbage(tmp_path):
 def test_nonfinite_updates_are_skipped_then_stop(tmp_path, monkeypatch):
     p = pipeline(tmp_path / "r", tmp_path / "d.h5", lambda_commit=0.0, lambda_latent=0.0,
                  max_nonfinite=2)
-    original = trainer_module.Trainer._window_loss
+    original = trainer_module.TrajectoryLoss.__call__
 
-    def nan_loss(self, *args):
-        loss, parts, u, past = original(self, *args)
-        return loss * float("nan"), parts, u, past
+    def nan_loss(self, window):
+        return original(self, window) * float("nan")
 
-    monkeypatch.setattr(trainer_module.Trainer, "_window_loss", nan_loss)
+    monkeypatch.setattr(trainer_module.TrajectoryLoss, "__call__", nan_loss)
     with pytest.raises(trainer_module.TrainingError, match="3 updates had a non-finite loss"):
         p.run(stage="mno")
 
@@ -131,7 +134,8 @@ def test_sigkill_at_several_points_then_resume_is_bitwise(tmp_path, fixture_plug
         "[mno.architecture]\nbase_channels = 4\nlevels = 2\nmodes = 4\nafno_blocks = 1\n"
         "num_blocks = 2\ncond_dim = 4\n"
         "[training]\nepochs = 4\nbatch_size = 2\nbptt_window = 3\nsave_every = 5\n"
-        "lambda_commit = 0.1\nwarmup_steps = 3\nearly_stop_patience = 10\n")
+        "lambda_commit = 0.1\nwarmup_steps = 3\nearly_stop_patience = 10\n"
+        "pushforward_steps = 2\ninput_noise = 0.5\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fixture_plugins),
                                                         os.environ.get("PYTHONPATH", "")])}
     data = tmp_path / "data.h5"
@@ -144,13 +148,17 @@ def test_sigkill_at_several_points_then_resume_is_bitwise(tmp_path, fixture_plug
     subprocess.run(command(tmp_path / "ref"), env=env, check=True, capture_output=True)
     run = tmp_path / "run"
     ckpts = run / "checkpoints"
-    for wait_for in (1, 3, 6):  # kill once this many step/epoch checkpoints exist
+    log = run / "metrics.jsonl"
+
+    def steps_logged() -> int:
+        return log.read_text().count('"loss"') if log.exists() else 0
+
+    for wait_for in (3, 11, 23):  # kill once this many optimizer steps are logged
         proc = subprocess.Popen(command(run), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            if ckpts.exists() and len([p for p in ckpts.glob("*.pt")
-                                       if p.name != "last.pt"]) >= wait_for:
+            if steps_logged() >= wait_for:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "training finished before it could be killed"
@@ -161,3 +169,62 @@ def test_sigkill_at_several_points_then_resume_is_bitwise(tmp_path, fixture_plug
     assert done.returncode == 0, done.stderr
     assert "resuming from it" in done.stderr
     assert_bitwise_equal(final_weights(run), final_weights(tmp_path / "ref"))
+
+
+def test_windows_cover_the_whole_horizon_and_statistics_use_every_frame(tmp_path):
+    """Windows start anywhere in the stored horizon (a share at frame 0); normalization comes
+    from every frame; the operator is conditioned on canonical, masked θ."""
+    p = pipeline(tmp_path / "r", tmp_path / "d.h5", lambda_commit=0.0, lambda_latent=0.0,
+                 pushforward_steps=0, input_noise=0.0, curriculum_epochs=0, bptt_window=2,
+                 start_at_zero=0.25)
+    with p.prepare_dataset() as ds:
+        train = trainer_module.SplitData.load(ds, "train", p.domain.conditioning)
+        val = trainer_module.SplitData.load(ds, "val", p.domain.conditioning)
+        all_frames = torch.from_numpy(ds.h5["trajectories"][ds.split("train")])
+        values = ds.params("value")[ds.split("train")]
+    assert train.n_frames == 6 and train.trajectories([0]).shape[1] == 7
+    mean, std, inc = train.statistics()
+    flat = all_frames.double().transpose(0, 2).reshape(2, -1)
+    torch.testing.assert_close(mean.double(), flat.mean(1), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(std.double(), flat.std(1), rtol=1e-6, atol=1e-7)
+    inc_ref = (all_frames[:, 1:] - all_frames[:, :-1]).double().transpose(0, 2).reshape(2, -1)
+    torch.testing.assert_close(inc.double(), inc_ref.std(1), rtol=1e-6, atol=1e-7)
+    # Conditioning: categorical at its bin centre, whatever the raw Sobol value.
+    assert set(train.theta[:, 2].tolist()) <= {0.25, 0.75}
+    np.testing.assert_allclose(train.theta.numpy(), p.domain.conditioning(values))
+
+    operator = p.build_operator(train)
+    t = trainer_module.Trainer(operator, p.config, train, val, tmp_path / "r",
+                               dataset_fingerprint="x", progress=False, log=lambda m: None)
+    starts = []
+    for batch in range(200):
+        w = t._window(np.arange(4), trainer_module.batch_generator(0, 0, batch))
+        assert w.pred.shape == w.true.shape == (4, 3, 2, 16, 16)
+        truth = train.trajectories(np.arange(4))
+        for i in range(4):  # the window's truth is a contiguous run of stored frames
+            s = [f for f in range(5) if torch.equal(truth[i, f], w.true[i, 0])]
+            assert s and torch.equal(truth[i, s[0]:s[0] + 3], w.true[i])
+            starts.append(s[0])
+    counts = np.bincount(starts, minlength=5)
+    assert counts.min() > 0  # every admissible start frame 0..T-W occurs
+    # P(start 0) = 0.25 + 0.75/5 = 0.4; 800 draws: 320 ± 14
+    assert 270 < counts[0] < 370
+    # Same (seed, epoch, batch): same windows.
+    a = t._window(np.arange(4), trainer_module.batch_generator(0, 1, 7)).true
+    b = t._window(np.arange(4), trainer_module.batch_generator(0, 1, 7)).true
+    assert torch.equal(a, b)
+
+
+def test_operator_predicts_a_scaled_increment():
+    class Shift(torch.nn.Module):
+        def forward(self, z, theta):
+            return z + 1.0  # "one increment-std up"
+
+    mean, std, inc = torch.tensor([1.0, -2.0]), torch.tensor([2.0, 3.0]), torch.tensor([0.1, 0.5])
+    op = trainer_module.NeuralOperator(Shift(), mean, std, inc)
+    u = torch.randn(3, 2, 4, 4)
+    out = op(u, torch.zeros(3, 1))
+    torch.testing.assert_close(out - u, inc.view(1, 2, 1, 1).expand_as(u))
+    # Without increment statistics the wrapper is the plain normalized map.
+    plain = trainer_module.NeuralOperator(Shift(), mean, std)
+    torch.testing.assert_close(plain(u, None), u + std.view(1, 2, 1, 1))

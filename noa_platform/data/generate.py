@@ -16,7 +16,7 @@ import datetime as _dt
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from noa_platform import __version__
-from noa_platform.api import Domain
+from noa_platform.api import Domain, ParameterSpace
 from noa_platform.atomic import atomic_path, atomic_savez, atomic_write_json
 from noa_platform.config import GenerationConfig, first_difference
 from noa_platform.data.partial import batch_path, contiguous_batches, done_mask
 from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit, split_indices
 from noa_platform.data.simulate import simulate
 from noa_platform.data.store import DatasetFile, write_dataset
-from noa_platform.errors import DataError
+from noa_platform.errors import DataError, ParameterError
 
 if TYPE_CHECKING:
     from noa_platform.features.selection import FeatureSet
@@ -52,7 +52,8 @@ class Plan:
             )
         n = config.n_samples
         space = domain.parameter_space
-        self.unit = sobol_unit(space.dim, n, config.seed)
+        self.unit = restrict_unit(space, sobol_unit(space.dim, n, config.seed),
+                                  config.parameter_ranges)
         self.values = space.from_unit(self.unit)
         self.seeds = sample_seeds(config.seed, n)
         self.families = choose_families(self.seeds, list(domain.initial_conditions),
@@ -74,10 +75,43 @@ class Plan:
 def simulate_as_configured(domain: Domain, config: GenerationConfig, values: np.ndarray,
                            seeds: np.ndarray, families: list[str], *, device: str = "cpu",
                            dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Samples simulated with a dataset's generation settings (generation and replay)."""
-    return simulate(domain, values, seeds, families, n_frames=config.n_frames,
+    """Samples simulated with a dataset's generation settings (generation and replay).
+
+    With ``burn_in_frames = b`` the solver runs ``b`` frames more and the first ``b`` are
+    dropped: frame 0 of the stored trajectory is the developed state at time ``b·frame_dt``.
+    """
+    b = config.burn_in_frames
+    traj = simulate(domain, values, seeds, families, n_frames=b + config.n_frames,
                     resolution=config.resolution, dtype=dtype or getattr(torch, config.dtype),
                     device=device, noise_amplitude=config.noise_amplitude)
+    return traj[:, b:].contiguous() if b else traj
+
+
+def restrict_unit(space: ParameterSpace, unit: np.ndarray,
+                  ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
+    """Map unit-cube points into the sub-box ``ranges`` (physical bounds per parameter).
+
+    The map is affine in each unit coordinate, so a log-scale parameter stays log-uniform and
+    Sobol points keep their low discrepancy inside the sub-box. Stored ``params/unit`` are
+    coordinates in the domain's full box.
+    """
+    unit = np.array(unit, dtype=np.float64)
+    for name, (lo, hi) in ranges.items():
+        try:
+            p = space[name]
+        except ParameterError:
+            raise DataError(f"generation.parameter_ranges: unknown parameter {name!r}; known: "
+                            f"{', '.join(space.names)}") from None
+        if p.kind not in ("linear", "log"):
+            raise DataError(f"generation.parameter_ranges.{name}: only real (linear or log) "
+                            f"parameters can be restricted, {name!r} is {p.kind}")
+        if not (np.all(p.contains([lo, hi])) and lo < hi):
+            raise DataError(f"generation.parameter_ranges.{name} = [{lo:g}, {hi:g}] is not inside "
+                            f"its range {p.range_text()}")
+        u_lo, u_hi = (float(x) for x in np.clip(p.to_unit(np.array([lo, hi])), 0.0, 1.0))
+        j = space.names.index(name)
+        unit[:, j] = u_lo + unit[:, j] * (u_hi - u_lo)
+    return unit
 
 
 def generate(
@@ -175,6 +209,7 @@ def _write(plan: Plan, work: Path, tmp: Path, feature_names: dict[str, tuple[str
             "channels": json.dumps(list(d.channel_names)),
             "channel_specs": json.dumps([c.describe() for c in d.channels]),
             "parameter_reads": json.dumps(d.parameter_space.reads),
+            "parameter_space": json.dumps(d.parameter_space.describe()),
             "grid": json.dumps(plan.grid.describe()),
             "frame_dt": float(d.frame_dt),
         },

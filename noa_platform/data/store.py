@@ -159,6 +159,20 @@ class DatasetFile:
         ds = self.h5[key]
         return ds[:], tuple(json.loads(ds.attrs["names"]))
 
+    def behaviour(self) -> dict[str, Any]:
+        """The uniform / stationary / moving mix of the stored samples (see
+        :mod:`noa_platform.data.behaviour`), overall and per categorical value."""
+        from noa_platform.data.behaviour import behaviour_mix, classify
+
+        traj = self.h5["trajectories"]
+        n, c = traj.shape[0], traj.shape[2]
+        # Channel scales from a strided subset of frames keeps this cheap on big files.
+        sample = traj[:: max(1, n // 64)]
+        scale = np.moveaxis(sample, 2, 0).reshape(c, -1).std(axis=1)
+        last_two = np.concatenate([traj[i:i + 256, -2:] for i in range(0, n, 256)])
+        params = json.loads(self.h5.attrs.get("parameter_space", "[]"))
+        return behaviour_mix(classify(last_two, scale), self.params("value"), params)
+
     def info(self) -> dict[str, Any]:
         """What ``noa data info`` prints."""
         attrs = self.h5.attrs
@@ -184,6 +198,7 @@ class DatasetFile:
             "parameters": {n: {"min": float(values[:, i].min()), "max": float(values[:, i].max())}
                            for i, n in enumerate(names)},
             "ic_families": {f: self.families().count(f) for f in sorted(set(self.families()))},
+            "behaviour": self.behaviour() if completed.all() else None,
             "features": {f: {"shape": list(self.h5[f"features/{f}"].shape)}
                          for f in self.feature_families()},
             "size_bytes": self.path.stat().st_size,

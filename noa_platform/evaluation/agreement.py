@@ -44,6 +44,36 @@ def token_agreement(tokens_mno: Tensor, tokens_cno: Tensor,
     }
 
 
+def is_dynamic(codebook: str) -> bool:
+    """Whether a codebook's token can depend on the dynamics: every family but ``initial``
+    (which reads u0 only, so any forecast from the same u0 agrees on it by construction)."""
+    return not codebook.startswith("initial.")
+
+
+def is_coarse(codebook: str) -> bool:
+    """The first residual level of a category (``*.r0``): the coarse token, which noise in the
+    features should not flip; finer levels quantize residuals and flip on small changes."""
+    return codebook.endswith(".r0")
+
+
+def token_agreement_groups(tokens_a: Tensor, tokens_b: Tensor,
+                           names: Sequence[str]) -> dict[str, float]:
+    """Token agreement over codebook groups: ``dynamic`` (all levels of the codebooks that
+    depend on the dynamics), ``dynamic_coarse`` (their level 0) and ``initial`` (the u0-only
+    codebooks, reported apart). A group with no codebook is nan."""
+    groups = {
+        "dynamic": [is_dynamic(n) for n in names],
+        "dynamic_coarse": [is_dynamic(n) and is_coarse(n) for n in names],
+        "initial": [not is_dynamic(n) for n in names],
+    }
+    equal = (tokens_a.cpu() == tokens_b.cpu()).double()
+    out = {}
+    for group, mask in groups.items():
+        cols = torch.tensor(mask, dtype=torch.bool)
+        out[group] = float(equal[:, cols].mean()) if bool(cols.any()) else math.nan
+    return out
+
+
 def latent_cosine(latent_mno: Tensor, latent_cno: Tensor) -> float:
     """Mean cosine similarity between paired latents ``[..., D]`` (e.g. ``[N, T, D]``).
 

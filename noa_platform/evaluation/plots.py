@@ -222,7 +222,8 @@ def plot_error_vs_step(curves: Mapping[str, Any], path: str | os.PathLike[str],
 def plot_token_agreement(per_codebook: Mapping[str, float], path: str | os.PathLike[str]) -> Path:
     """Bar chart of the fraction of tokens equal for MNO and CNO rollouts, per codebook.
 
-    Dashed lines mark the "good" and "fair" thresholds of the ``token_agreement`` verdict.
+    Dashed lines mark the "good" and "fair" thresholds of the ``token_agreement_dynamic``
+    verdict (u0-only ``initial.*`` codebooks agree by construction; read them apart).
     """
     names = list(per_codebook)
     values = [float(per_codebook[n]) for n in names]
@@ -231,7 +232,7 @@ def plot_token_agreement(per_codebook: Mapping[str, float], path: str | os.PathL
     ax.bar(range(len(names)), values, color="tab:blue")
     ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0,
                   ha="right" if len(names) > 6 else "center", fontsize=8)
-    row = THRESHOLDS["token_agreement"]
+    row = THRESHOLDS["token_agreement_dynamic"]
     ax.axhline(row["good"], ls="--", color="tab:green", lw=1, label=f"good ≥ {row['good']}")
     ax.axhline(row["fair"], ls="--", color="tab:orange", lw=1, label=f"fair ≥ {row['fair']}")
     ax.set_ylim(0.0, 1.05)

@@ -1,13 +1,22 @@
-"""Post-training validation: the MNO against the CNO on test θ never seen in training.
+"""Post-training validation: the MNO against the CNO on test θ never seen in training, beside
+the no-model baselines computed in the same run.
 
-The MNO rolls out every test sample from its stored initial condition for the dataset's
-whole horizon. The rollouts are compared with the CNO trajectories frame by frame (VRMSE,
-nRMSE, error by spectral band, correlation time, invariant drift, all against the persistence
-baseline), and through the tokenizer (reconstruction and utilization on MNO features against
-CNO features, token agreement, and — when L_latent was trained — cosine similarity of the
-projected MNO latents with the tokenizer's latents and their steadiness over time). Each
-number is judged by :mod:`noa_platform.evaluation.verdicts`; everything goes to
-``report.json`` in the run folder, with the pictures next to it.
+The MNO rolls out every test sample from its stored first frame for the dataset's whole
+horizon. The same metrics are computed for the MNO and for forecasts that need no model:
+
+* **persistence** — the first frame, unchanged;
+* **spatial-mean** — each field replaced by its own (true) spatial mean: VRMSE 1 exactly;
+* **shuffled** — the true trajectory of another test sample of the same category;
+* **constant-latent** — for latent measures, the mean tokenizer latent of the CNO test set.
+
+Rollout metrics (VRMSE per step, overall, per channel and per value of each categorical
+parameter; nRMSE; error by spectral band; pattern correlation aggregated over the test set and
+correlation time; invariant drift) and tokenizer measures (token agreement over the codebooks
+that depend on the dynamics, at the coarse level and all levels, with the u0-only codebooks
+apart; cosine of tokenizer latents; reconstruction and utilization on MNO features; the
+alignment losses on the MNO rollout beside their value on the CNO truth). Each headline number
+is judged by :mod:`noa_platform.evaluation.verdicts` against its baselines and thresholds;
+everything goes to ``report.json`` in the run folder, with the pictures next to it.
 """
 
 from __future__ import annotations
@@ -15,52 +24,76 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from noa_platform.api import Domain
+from noa_platform.api import CategoricalParameter, Domain
 from noa_platform.atomic import atomic_write_json
 from noa_platform.config import RunConfig
 from noa_platform.data.store import DatasetFile
 from noa_platform.evaluation import plots
-from noa_platform.evaluation.agreement import latent_cosine, latent_cv, token_agreement
+from noa_platform.evaluation.agreement import latent_cosine, token_agreement, token_agreement_groups
 from noa_platform.evaluation.rollout_metrics import (
     band_errors,
     correlation_time,
     invariant_drift,
     nrmse_per_step,
     persistence_baseline,
-    ratio_at_step,
+    shuffled_forecast,
+    spatial_mean_forecast,
+    vrmse_per_channel,
     vrmse_per_step,
 )
-from noa_platform.evaluation.verdicts import verdicts
+from noa_platform.evaluation.verdicts import thresholds_for, verdicts
 from noa_platform.models import count_parameters
 from noa_platform.models.operator import NeuralOperator
 
-LATENT_STEPS = 8  # rollout steps at which projected latents are compared
+LATENT_STEPS = 8  # rollout steps at which projected bottleneck latents are compared
+BASELINES = ("persistence", "spatial-mean", "shuffled")
 
 
-@torch.no_grad()
-def rollout_with_latents(operator: NeuralOperator, u0: torch.Tensor, theta: torch.Tensor,
-                         n_steps: int, latent_steps: set[int], projector: Any
-                         ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """MNO rollout ``[B, n_steps + 1, ...]`` and the projected bottleneck at chosen steps."""
-    frames, projected = [u0], {}
-    u = u0
-    for t in range(1, n_steps + 1):
-        u, latent = operator.forward_with_latent(u, theta)
-        if projector is not None and t in latent_steps:
-            projected[t] = projector(latent)
-        frames.append(u)
-    return torch.stack(frames, dim=1), projected
-
-
-def _curve(x: torch.Tensor) -> list[float | None]:
+def _curve(x: Tensor) -> list[float | None]:
     return [None if not math.isfinite(float(v)) else float(v) for v in x]
+
+
+def _batched_rollout(operator: NeuralOperator, true: Tensor, theta: Tensor, device: Any,
+                     batch_size: int, latent_steps: set[int], projector: Any,
+                     teacher_forced: bool = False) -> tuple[Tensor, Tensor | None]:
+    """MNO rollouts ``[N, T+1, ...]`` and, with a projector, the projected bottleneck at
+    ``latent_steps`` averaged over them ``[N, D]``. ``teacher_forced``: each step starts from
+    the CNO frame (the floor of L_latent: the operator's latents when its input is the truth)."""
+    T = true.shape[1] - 1
+    preds, projected = [], []
+    with torch.no_grad():
+        for s in range(0, len(true), batch_size):
+            t = true[s:s + batch_size].to(device)
+            th = theta[s:s + batch_size].to(device)
+            if teacher_forced:
+                lat = [operator.forward_with_latent(t[:, k - 1], th)[1] for k in sorted(latent_steps)]
+                projected.append(torch.stack([projector(z) for z in lat]).mean(0).cpu())
+                continue
+            r = operator.rollout_with_latents(t[:, 0], th, T,
+                                              latent_steps if projector is not None else set())
+            preds.append(r.frames.cpu())
+            if projector is not None:
+                projected.append(torch.stack([projector(r.latents[k]) for k in sorted(r.latents)])
+                                 .mean(0).cpu())
+    pred = torch.cat(preds) if preds else true
+    return pred, (torch.cat(projected) if projected else None)
+
+
+def _groups(domain: Domain, values: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Sample masks per value of each categorical parameter."""
+    out = {}
+    for j, p in enumerate(domain.parameter_space.parameters):
+        if isinstance(p, CategoricalParameter):
+            out[p.name] = {c: values[:, j] == k for k, c in enumerate(p.choices)}
+    return out
 
 
 def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: DatasetFile,
@@ -69,6 +102,7 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
                  batch_size: int = 16) -> Path:
     """Validate ``operator`` on the test split of ``ds``; returns the path of ``report.json``."""
     from noa_platform.features.selection import run_feature_set
+    from noa_platform.tokenizer import report as tokenizer_report
 
     # The run's configured families: those the tokenizer was fitted on.
     extract_features = run_feature_set(config)
@@ -77,75 +111,108 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
     if config.training.validation_samples:
         idx = idx[:config.training.validation_samples]
     true = torch.from_numpy(ds.trajectories(idx))
-    theta = torch.from_numpy(ds.params("unit")[idx]).float()
+    values = ds.params("value")[idx]
+    theta = torch.from_numpy(domain.conditioning(values))
     T = true.shape[1] - 1
+    quarter = max(1, round(T / 4))
     latent_steps = {int(round(x)) for x in np.linspace(1, T, min(LATENT_STEPS, T))}
     operator = operator.to(device).eval()
     if projector is not None:
         projector = projector.to(device).eval()
-    preds, projected = [], []
-    for s in range(0, len(idx), batch_size):
-        p, lat = rollout_with_latents(operator, true[s:s + batch_size, 0].to(device),
-                                      theta[s:s + batch_size].to(device), T, latent_steps,
-                                      projector)
-        preds.append(p.cpu())
-        if lat:
-            projected.append(torch.stack([lat[t].cpu() for t in sorted(lat)], dim=1))
-    pred = torch.cat(preds)
+    pred, projected = _batched_rollout(operator, true, theta, device, batch_size, latent_steps,
+                                       projector)
 
-    vrmse, nrmse = vrmse_per_step(pred, true), nrmse_per_step(pred, true)
-    persistence = persistence_baseline(true)
-    vrmse_p = vrmse_per_step(persistence, true)
-    corr = correlation_time(pred, true)
+    groups = _groups(domain, values)
+    first_cat = next(iter(groups.values()), {})
+    labels = np.zeros(len(idx), dtype=int)
+    for k, mask in enumerate(first_cat.values()):
+        labels[mask] = k
+    forecasts = {"mno": pred, "persistence": persistence_baseline(true),
+                 "spatial-mean": spatial_mean_forecast(true),
+                 "shuffled": shuffled_forecast(true, labels.tolist())}
+
+    # ---- rollout metrics, for the MNO and every baseline
+    vrmse = {k: vrmse_per_step(f, true) for k, f in forecasts.items()}
+    corr = {k: correlation_time(f, true) for k, f in forecasts.items()}
+    per_channel = {k: vrmse_per_channel(forecasts[k], true) for k in ("mno", "persistence")}
+    per_category = {
+        name: {choice: {k: _curve(vrmse_per_step(forecasts[k][mask], true[mask]))
+                        for k in ("mno", "persistence")}
+               for choice, mask in masks.items() if mask.any()}
+        for name, masks in groups.items()}
+    nrmse = nrmse_per_step(pred, true)
     bands = band_errors(pred, true)
     grid = domain.grid_for(true.shape[-1])
-    values = torch.from_numpy(ds.params("value")[idx])
     drift = invariant_drift(
         pred, true, {k: (lambda f, th, inv=v: inv.fn(f, grid, th))
-                     for k, v in domain.invariants.items()}, values)
+                     for k, v in domain.invariants.items()}, torch.from_numpy(values))
 
+    # ---- through the tokenizer
     with torch.no_grad():
-        f_mno, f_cno = extract_features(pred), extract_features(true)
-    from noa_platform.tokenizer import report as tokenizer_report
-
-    rep_mno, rep_cno = tokenizer_report(tokenizer, f_mno), tokenizer_report(tokenizer, f_cno)
-    agreement = token_agreement(tokenizer.tokenize(f_mno), tokenizer.tokenize(f_cno),
-                                tokenizer.codebook_names)
-    summary: dict[str, Any] = {
-        "vrmse_step1": float(vrmse[1]), "vrmse_step8": float(vrmse[min(8, T)]),
-        "persistence_vrmse_step1": float(vrmse_p[1]),
-        "persistence_vrmse_step8": float(vrmse_p[min(8, T)]),
-        "vrmse_vs_persistence_step1": ratio_at_step(vrmse, vrmse_p, 1),
-        "vrmse_vs_persistence_step8": ratio_at_step(vrmse, vrmse_p, min(8, T)),
-        "nrmse_final": float(nrmse[-1]),
-        "correlation_time": corr.time, "correlation_time_fraction": corr.fraction,
-        "token_agreement": agreement["mean"],
-        "tokenizer_recon_mno": rep_mno["reconstruction_mse"],
-        "tokenizer_recon_cno": rep_cno["reconstruction_mse"],
-        "tokenizer_recon_mno_over_cno": rep_mno["reconstruction_mse"] /
-        max(rep_cno["reconstruction_mse"], 1e-12),
-        "utilization_mno": rep_mno["mean_utilization"],
-        "utilization_cno": rep_cno["mean_utilization"],
+        feats = {k: extract_features(forecasts[k]) for k in ("mno", "persistence", "shuffled")}
+        f_true = extract_features(true)
+        tok_true = tokenizer.tokenize(f_true)
+        z_true = tokenizer.latent_vector(f_true)
+        tokens = {k: tokenizer.tokenize(f) for k, f in feats.items()}
+        latents = {k: tokenizer.latent_vector(f) for k, f in feats.items()}
+    names = tokenizer.codebook_names
+    agreement = {k: token_agreement_groups(t, tok_true, names) for k, t in tokens.items()}
+    per_codebook = token_agreement(tokens["mno"], tok_true, names)["per_codebook"]
+    cosine = {k: latent_cosine(z, z_true) for k, z in latents.items()}
+    cosine["constant-latent"] = latent_cosine(z_true.mean(0, keepdim=True).expand_as(z_true),
+                                              z_true)
+    rep = {k: tokenizer_report(tokenizer, f) for k, f in feats.items()}
+    rep_true = tokenizer_report(tokenizer, f_true)
+    recon_ratio = {k: r["reconstruction_mse"] / max(rep_true["reconstruction_mse"], 1e-12)
+                   for k, r in rep.items()}
+    alignment: dict[str, Any] = {
+        # L_commit over the full horizon: zero on the truth by construction (computed anyway).
+        "l_commit": {"mno": float(torch.mean((latents["mno"] - z_true) ** 2)),
+                     "truth": float(torch.mean((z_true - z_true) ** 2)),
+                     "persistence": float(torch.mean((latents["persistence"] - z_true) ** 2))},
     }
-    if projected:
-        proj = torch.cat(projected)  # [N, S, D]
-        goals = []
-        for t in sorted(latent_steps):
-            with torch.no_grad():
-                goals.append(tokenizer.latent_vector(extract_features(true[:, :t + 1])))
-        goal = torch.stack(goals, dim=1)
-        summary["latent_cosine"] = latent_cosine(proj, goal)
-        summary["latent_cv"] = latent_cv(proj)
-    judged = verdicts(summary)
+    if projected is not None:
+        _, floor = _batched_rollout(operator, true, theta, device, batch_size, latent_steps,
+                                    projector, teacher_forced=True)
+        alignment["l_latent"] = {"mno": float(torch.mean((projected - z_true) ** 2)),
+                                 "truth": float(torch.mean((floor - z_true) ** 2))}
 
+    # ---- the judged summary and its baselines
+    def at(curve: Tensor, step: int) -> float:
+        return float(curve[step])
+
+    summary: dict[str, Any] = {
+        "vrmse_step1": at(vrmse["mno"], 1), "vrmse_quarter": at(vrmse["mno"], quarter),
+        "vrmse_final": at(vrmse["mno"], T),
+        "correlation_time_fraction": corr["mno"].fraction,
+        "token_agreement_dynamic": agreement["mno"]["dynamic"],
+        "token_agreement_coarse": agreement["mno"]["dynamic_coarse"],
+        "latent_cosine": cosine["mno"],
+        "tokenizer_recon_mno_over_cno": recon_ratio["mno"],
+        "utilization_mno": rep["mno"]["mean_utilization"],
+    }
+    baselines: dict[str, dict[str, float]] = {
+        key: {b: at(vrmse[b], step) for b in BASELINES}
+        for key, step in (("vrmse_step1", 1), ("vrmse_quarter", quarter), ("vrmse_final", T))}
+    baselines["correlation_time_fraction"] = {b: corr[b].fraction for b in BASELINES}
+    baselines["token_agreement_dynamic"] = {b: agreement[b]["dynamic"]
+                                            for b in ("persistence", "shuffled")}
+    baselines["token_agreement_coarse"] = {b: agreement[b]["dynamic_coarse"]
+                                           for b in ("persistence", "shuffled")}
+    baselines["latent_cosine"] = {b: cosine[b]
+                                  for b in ("persistence", "shuffled", "constant-latent")}
+    baselines["tokenizer_recon_mno_over_cno"] = {"persistence": recon_ratio["persistence"]}
+    judged = verdicts(summary, baselines, thresholds=thresholds_for(domain.validation_thresholds),
+                      applicable=domain.baselines)
+
+    channel_names = domain.channel_names
     pictures = {
         "loss_curves": plots.plot_loss_curves(_read_metrics(run_dir / "metrics.jsonl"),
                                               run_dir / "loss_curves.png"),
         "rollout_frames": plots.plot_rollout_frames(true, pred, run_dir / "rollout_frames.png"),
         "error_vs_step": plots.plot_error_vs_step(
-            {"MNO VRMSE": vrmse, "persistence VRMSE": vrmse_p, "MNO nRMSE": nrmse},
-            run_dir / "error_vs_step.png"),
-        "token_agreement": plots.plot_token_agreement(agreement["per_codebook"],
+            {f"{k} VRMSE": v for k, v in vrmse.items()}, run_dir / "error_vs_step.png"),
+        "token_agreement": plots.plot_token_agreement(per_codebook,
                                                       run_dir / "token_agreement.png"),
     }
     mno_info = json.loads((run_dir / "mno.json").read_text()) if (run_dir / "mno.json").exists() \
@@ -153,31 +220,47 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
     report = {
         "domain": domain.name, "domain_version": domain.version,
         "dataset": str(ds.path), "dataset_fingerprint": ds.fingerprint,
-        "test_samples": len(idx), "horizon": T,
+        "test_samples": len(idx), "horizon": T, "quarter_step": quarter,
         "mno": {**mno_info, "parameters": count_parameters(operator.architecture)},
-        "summary": summary, "verdicts": judged,
+        "summary": summary, "baselines": baselines, "verdicts": judged,
         "curves": {
-            "vrmse": _curve(vrmse), "persistence_vrmse": _curve(vrmse_p), "nrmse": _curve(nrmse),
-            "correlation": _curve(corr.correlation_per_step),
+            "vrmse": {k: _curve(v) for k, v in vrmse.items()},
+            "vrmse_per_channel": {k: {c: _curve(v[i]) for i, c in enumerate(channel_names)}
+                                  for k, v in per_channel.items()},
+            "vrmse_per_category": per_category,
+            "correlation": {k: _curve(c.correlation_per_step) for k, c in corr.items()},
+            "nrmse": _curve(nrmse),
             "band_errors": {k: _curve(v) for k, v in bands.items()},
         },
+        "correlation_time": {k: c.time for k, c in corr.items()},
         "invariant_drift": {k: {m: (_curve(v) if torch.is_tensor(v) else v)
                                 for m, v in d.items()} for k, d in drift.items()},
-        "token_agreement": agreement,
-        "tokenizer_on_mno": {k: rep_mno[k] for k in ("reconstruction_mse", "mean_utilization",
-                                                     "min_utilization", "token_entropy_bits")},
-        "tokenizer_on_cno": {k: rep_cno[k] for k in ("reconstruction_mse", "mean_utilization",
-                                                     "min_utilization", "token_entropy_bits")},
+        "token_agreement": {**agreement, "mno_per_codebook": per_codebook},
+        "latent_cosine": cosine,
+        "alignment_losses": alignment,
+        "tokenizer_on": {k: {m: r[m] for m in ("reconstruction_mse", "mean_utilization",
+                                               "min_utilization", "token_entropy_bits")}
+                         for k, r in {**rep, "cno": rep_true}.items()},
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
     path = run_dir / "report.json"
     atomic_write_json(path, report, default=float)
-    log(f"validation on {len(idx)} test samples: VRMSE step 1 {summary['vrmse_step1']:.4f} "
-        f"(persistence {summary['persistence_vrmse_step1']:.4f}), step {min(8, T)} "
-        f"{summary['vrmse_step8']:.4f} (persistence {summary['persistence_vrmse_step8']:.4f}), "
-        f"token agreement {summary['token_agreement']:.2f}; overall "
-        f"{judged.get('overall', {}).get('verdict', '?')}")
+    log(_headline(summary, baselines, judged, quarter, T, len(idx)))
     return path
+
+
+def _headline(summary: Mapping[str, Any], baselines: Mapping[str, Mapping[str, float]],
+              judged: Mapping[str, Any], quarter: int, T: int, n: int) -> str:
+    def vr(key: str, step: int) -> str:
+        b = baselines[key]
+        return (f"step {step} {summary[key]:.3f} (persistence {b['persistence']:.3f}, "
+                f"shuffled {b['shuffled']:.3f})")
+    ta = baselines["token_agreement_dynamic"]
+    return (f"validation on {n} test samples, VRMSE (spatial mean = 1): {vr('vrmse_step1', 1)}, "
+            f"{vr('vrmse_quarter', quarter)}, {vr('vrmse_final', T)}; dynamic token agreement "
+            f"{summary['token_agreement_dynamic']:.2f} (persistence {ta['persistence']:.2f}, "
+            f"shuffled {ta['shuffled']:.2f}); overall "
+            f"{judged.get('overall', {}).get('verdict', '?')}")
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -1,22 +1,24 @@
-"""Post-training verdicts: each validation number judged "good", "fair" or "poor".
+"""Post-training verdicts: each headline number judged "good", "fair" or "poor".
+
+A verdict has two parts. **Against no-model baselines computed in the same run**: a number
+that does not beat every applicable baseline (persistence, the spatial-mean forecast, a
+shuffled trajectory, a constant latent — see ``docs/validation.md``) is "poor", whatever its
+size: a learned operator worse than a forecast that needs no model shows no skill. **Against a
+threshold**: *lower is better* criteria are good when ``value <= good`` and fair when
+``value <= fair``; *higher is better* ones the other way round; boundaries belong to the
+better verdict. A value that is not finite is poor.
 
 The thresholds live in :data:`THRESHOLDS`, one row per summary key; ``docs/validation.md``
-repeats them in a table (a test keeps the two equal). A criterion is either *lower is better*
-(good when ``value <= good``, fair when ``value <= fair``, else poor) or *higher is better*
-(good when ``value >= good``, fair when ``value >= fair``); the boundaries themselves belong to
-the better verdict. A value that is not a finite number (nan from a blown-up rollout, inf) is
-poor: a number we cannot trust is no evidence of quality.
-
-Keys missing from the summary (or set to None) are skipped: ``latent_cosine`` and
-``latent_cv`` exist only when the latent loss was trained. ``overall`` is the worst verdict of
-the criteria judged: every criterion is a necessary property of a usable NOA, so one poor
-criterion makes the model poor whatever the others say.
+repeats them (a test keeps the two equal). A domain may override ``good``/``fair`` of any row
+(``Domain.validation_thresholds``) where its physics needs it — a wave's error is mostly
+phase, chaotic flow decorrelates by nature — and names the baselines that apply to it
+(``Domain.baselines``). ``overall`` is the worst verdict of the criteria judged.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 
@@ -24,42 +26,52 @@ class Threshold(TypedDict):
     better: Literal["lower", "higher"]
     good: float
     fair: float
+    baselines: tuple[str, ...]
     meaning: str
 
 
+_VRMSE_BASELINES = ("persistence", "spatial-mean")
+
 #: The verdict table; docs/validation.md shows the same numbers.
 THRESHOLDS: dict[str, Threshold] = {
-    "vrmse_vs_persistence_step1": {
-        "better": "lower", "good": 0.5, "fair": 1.0,
-        "meaning": "MNO VRMSE / persistence VRMSE after 1 step",
+    "vrmse_step1": {
+        "better": "lower", "good": 0.5, "fair": 1.0, "baselines": _VRMSE_BASELINES,
+        "meaning": "VRMSE after 1 step (1 = the spatial-mean forecast)",
     },
-    "vrmse_vs_persistence_step8": {
-        "better": "lower", "good": 0.5, "fair": 1.0,
-        "meaning": "MNO VRMSE / persistence VRMSE after 8 steps",
+    "vrmse_quarter": {
+        "better": "lower", "good": 0.5, "fair": 1.0, "baselines": _VRMSE_BASELINES,
+        "meaning": "VRMSE after a quarter of the horizon (step round(T/4))",
     },
-    "token_agreement": {
-        "better": "higher", "good": 0.8, "fair": 0.5,
-        "meaning": "fraction of tokens equal for MNO and CNO rollouts of the same (u0, θ)",
+    "vrmse_final": {
+        "better": "lower", "good": 0.5, "fair": 1.0, "baselines": _VRMSE_BASELINES,
+        "meaning": "VRMSE at the last step T",
+    },
+    "correlation_time_fraction": {
+        "better": "higher", "good": 0.75, "fair": 0.25, "baselines": ("persistence",),
+        "meaning": "first step with pattern correlation < 0.8 (aggregated over the test set), "
+                   "over T",
+    },
+    "token_agreement_dynamic": {
+        "better": "higher", "good": 0.8, "fair": 0.5, "baselines": ("persistence", "shuffled"),
+        "meaning": "fraction of tokens equal for MNO and CNO, codebooks that depend on the "
+                   "dynamics, all residual levels",
+    },
+    "token_agreement_coarse": {
+        "better": "higher", "good": 0.9, "fair": 0.6, "baselines": ("persistence", "shuffled"),
+        "meaning": "the same, coarse residual level only",
+    },
+    "latent_cosine": {
+        "better": "higher", "good": 0.9, "fair": 0.5,
+        "baselines": ("persistence", "shuffled", "constant-latent"),
+        "meaning": "cosine of the tokenizer latents of MNO and CNO rollout features",
     },
     "tokenizer_recon_mno_over_cno": {
-        "better": "lower", "good": 1.5, "fair": 3.0,
+        "better": "lower", "good": 1.5, "fair": 3.0, "baselines": ("persistence",),
         "meaning": "tokenizer reconstruction error on MNO features / on CNO features",
     },
     "utilization_mno": {
-        "better": "higher", "good": 0.9, "fair": 0.5,
+        "better": "higher", "good": 0.9, "fair": 0.5, "baselines": (),
         "meaning": "fraction of codes used by MNO rollouts",
-    },
-    "latent_cosine": {
-        "better": "higher", "good": 0.5, "fair": 0.2,
-        "meaning": "cosine similarity of MNO and CNO projected latents",
-    },
-    "latent_cv": {
-        "better": "lower", "good": 0.1, "fair": 0.3,
-        "meaning": "coefficient of variation of projected latent norms over time",
-    },
-    "correlation_time_fraction": {
-        "better": "higher", "good": 0.75, "fair": 0.25,
-        "meaning": "correlation time (first step with correlation < 0.8) / horizon",
     },
 }
 
@@ -67,8 +79,8 @@ VERDICTS = ("good", "fair", "poor")
 """Ordered best to worst; ``overall`` takes the worst."""
 
 
-def judge(value: float, threshold: Threshold) -> str:
-    """The verdict of one value against one row of the table."""
+def judge(value: float, threshold: Mapping[str, Any]) -> str:
+    """The verdict of one value against one row's thresholds (baselines aside)."""
     if not math.isfinite(value):
         return "poor"
     if threshold["better"] == "lower":
@@ -80,24 +92,65 @@ def judge(value: float, threshold: Threshold) -> str:
     return "fair" if value >= threshold["fair"] else "poor"
 
 
-def verdicts(summary: Mapping[str, Any],
-             thresholds: Mapping[str, Threshold] = THRESHOLDS) -> dict[str, dict[str, Any]]:
-    """Judge every criterion present in ``summary``: ``{key: {"value", "threshold", "verdict"}}``.
+def compare(value: float, baseline: float, better: str) -> dict[str, Any]:
+    """How ``value`` stands against one baseline: ``beats`` and by how much (a ratio for
+    lower-is-better, a difference for higher-is-better). A baseline that is not finite (e.g.
+    nothing to correlate with) cannot be beaten or lost to: ``beats`` is None."""
+    if not (math.isfinite(baseline) and math.isfinite(value)):
+        return {"value": baseline, "beats": None if not math.isfinite(baseline) else False}
+    if better == "lower":
+        ratio = value / baseline if baseline != 0 else (1.0 if value == 0 else math.inf)
+        return {"value": baseline, "beats": value < baseline, "mno_over_baseline": ratio}
+    return {"value": baseline, "beats": value > baseline, "mno_minus_baseline": value - baseline}
 
-    ``threshold`` is the table row (``better``, ``good``, ``fair``); keys of the summary that
-    are not criteria are ignored. ``overall`` has ``value`` = how many criteria got each verdict
-    and the worst verdict; it is absent when no criterion was present.
+
+def thresholds_for(overrides: Mapping[str, Mapping[str, float]] | None = None
+                   ) -> dict[str, Threshold]:
+    """:data:`THRESHOLDS` with a domain's ``good``/``fair`` overrides applied."""
+    table = {k: dict(v) for k, v in THRESHOLDS.items()}
+    for key, row in (overrides or {}).items():
+        if key not in table:
+            raise KeyError(f"validation_thresholds: unknown criterion {key!r}; known: "
+                           f"{', '.join(THRESHOLDS)}")
+        unknown = set(row) - {"good", "fair"}
+        if unknown:
+            raise KeyError(f"validation_thresholds.{key}: only good and fair can be set, "
+                           f"not {', '.join(sorted(unknown))}")
+        table[key].update(row)
+    return table  # type: ignore[return-value]
+
+
+def verdicts(summary: Mapping[str, Any],
+             baselines: Mapping[str, Mapping[str, float]] | None = None,
+             *, thresholds: Mapping[str, Threshold] | None = None,
+             applicable: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Judge every criterion present in ``summary``.
+
+    ``baselines[key][name]`` is baseline ``name``'s value of criterion ``key``, computed in the
+    same run; only names in both the row's ``baselines`` and ``applicable`` (the domain's list;
+    default all) count. Returns ``{key: {"value", "threshold", "baselines", "beats_baselines",
+    "verdict"}}`` plus ``overall`` (counts of each verdict and the worst one) when any
+    criterion was judged. Keys missing from the summary (or None) are skipped.
     """
+    table = thresholds or THRESHOLDS
+    baselines = baselines or {}
     out: dict[str, dict[str, Any]] = {}
-    for key, row in thresholds.items():
+    for key, row in table.items():
         value = summary.get(key)
         if value is None:
             continue
         value = float(value)
+        names = [n for n in row["baselines"] if applicable is None or n in applicable]
+        against = {n: compare(value, float(baselines[key][n]), row["better"])
+                   for n in names if n in baselines.get(key, {})}
+        beats = all(c["beats"] is not False for c in against.values())
+        verdict = judge(value, row) if beats else "poor"
         out[key] = {
             "value": value,
             "threshold": {"better": row["better"], "good": row["good"], "fair": row["fair"]},
-            "verdict": judge(value, row),
+            "baselines": against,
+            "beats_baselines": beats,
+            "verdict": verdict,
         }
     if out:
         counts = {v: sum(1 for r in out.values() if r["verdict"] == v) for v in VERDICTS}

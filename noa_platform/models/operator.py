@@ -1,8 +1,21 @@
 """The MNO as the platform uses it: an architecture wrapped with field normalization.
 
-Architectures see fields normalized per channel (zero mean, unit std over the training split)
-so one set of hyper-parameters suits domains whose fields live on different scales; callers
-see physical fields. The statistics are buffers, so they travel with the state dict.
+Architectures see fields normalized per channel (zero mean, unit std over every frame of the
+training split) so one set of hyper-parameters suits domains whose fields live on different
+scales; callers see physical fields.
+
+The update is a scaled increment: with ``z = (u − mean) / std`` and ``a = architecture(z, θ)``,
+
+    u_next = u + inc_std · (a − z)
+
+so an architecture that returns its input plus a correction (the U-AFNO's residual form)
+predicts the frame-to-frame change in units of that change's own per-channel standard
+deviation ``inc_std``. Frame increments are often 10–100× smaller than the fields; predicting
+them at unit scale keeps the first step's output from being dominated by the identity, and the
+error of a one-step forecast starts where persistence is, not where a random field is. With
+``inc_std = std`` the wrapper is the plain normalized map ``u_next = mean + std · a``.
+
+The statistics are buffers, so they travel with the state dict.
 """
 
 from __future__ import annotations
@@ -10,44 +23,62 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from noa_platform.models.rollout import Rollout, rollout
+
 
 class NeuralOperator(nn.Module):
-    """``(u [B, C, H, W], θ_unit [B, P]) -> u_next [B, C, H, W]`` in physical units."""
+    """``(u [B, C, H, W], θ [B, P]) -> u_next [B, C, H, W]`` in physical units."""
 
-    def __init__(self, architecture: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, architecture: nn.Module, mean: torch.Tensor, std: torch.Tensor,
+                 inc_std: torch.Tensor | None = None):
         super().__init__()
         self.architecture = architecture
         self.register_buffer("mean", mean.reshape(1, -1, 1, 1).clone())
         self.register_buffer("std", std.reshape(1, -1, 1, 1).clone())
+        inc = std if inc_std is None else inc_std
+        self.register_buffer("inc_std", inc.reshape(1, -1, 1, 1).clone())
 
     def normalize(self, u: torch.Tensor) -> torch.Tensor:
         return (u - self.mean) / self.std
 
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        return z * self.std + self.mean
+    def _step(self, u: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return u + self.inc_std * (a - z)
 
-    def forward_with_latent(self, u: torch.Tensor, theta_unit: torch.Tensor
+    def forward_with_latent(self, u: torch.Tensor, theta: torch.Tensor
                             ) -> tuple[torch.Tensor, torch.Tensor]:
-        z, latent = self.architecture.forward_with_latent(self.normalize(u), theta_unit)
-        return self.denormalize(z), latent
+        z = self.normalize(u)
+        a, latent = self.architecture.forward_with_latent(z, theta)
+        return self._step(u, z, a), latent
 
-    def forward(self, u: torch.Tensor, theta_unit: torch.Tensor) -> torch.Tensor:
-        return self.denormalize(self.architecture(self.normalize(u), theta_unit))
+    def forward(self, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        z = self.normalize(u)
+        return self._step(u, z, self.architecture(z, theta))
 
     @torch.no_grad()
-    def rollout(self, u0: torch.Tensor, theta_unit: torch.Tensor, n_steps: int) -> torch.Tensor:
+    def rollout(self, u0: torch.Tensor, theta: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Autoregressive rollout ``[B, n_steps + 1, C, H, W]`` without gradients."""
-        frames = [u0]
-        u = u0
-        for _ in range(n_steps):
-            u = self(u, theta_unit)
-            frames.append(u)
-        return torch.stack(frames, dim=1)
+        return rollout(self, u0, theta, n_steps).frames
+
+    def rollout_with_latents(self, u0: torch.Tensor, theta: torch.Tensor, n_steps: int,
+                             latent_steps: set[int]) -> Rollout:
+        return rollout(self, u0, theta, n_steps, latent_steps=latent_steps)
 
 
-def channel_statistics(trajectories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std ``[C]`` of ``[N, T+1, C, H, W]``, std floored away from 0."""
-    x = trajectories.transpose(0, 2).reshape(trajectories.shape[2], -1).double()
-    mean, std = x.mean(dim=1), x.std(dim=1)
-    std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
-    return mean.float(), std.float()
+def channel_statistics(trajectories: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-channel mean, std and increment std ``[C]`` of ``[N, T+1, C, H, W]``.
+
+    The increment std is that of ``u_{t+1} − u_t`` over every consecutive pair. Stds are
+    floored away from 0 (a constant channel gets 1) so that dividing by them is safe.
+    """
+    x = trajectories.double()
+    c = x.shape[2]
+    flat = x.transpose(0, 2).reshape(c, -1)
+    mean, std = flat.mean(dim=1), flat.std(dim=1)
+    inc = (x[:, 1:] - x[:, :-1]).transpose(0, 2).reshape(c, -1).std(dim=1) \
+        if x.shape[1] > 1 else std
+
+    def floor(s: torch.Tensor) -> torch.Tensor:
+        return torch.where(s > 1e-8 * (1 + mean.abs()), s, torch.ones_like(s))
+
+    return mean.float(), floor(std).float(), floor(inc).float()

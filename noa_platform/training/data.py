@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,9 @@ IN_MEMORY_BYTES = 4 * 2**30
 
 @dataclass
 class SplitData:
-    """One split: ``theta`` ``[n, P]`` (unit cube) and access to trajectories by position."""
+    """One split over the whole stored horizon: ``theta`` ``[n, P]`` as the operator is
+    conditioned (see :meth:`noa_platform.api.ParameterSpace.conditioning`) and access to the
+    trajectories ``[n, T+1, C, H, W]`` by position."""
 
     dataset: DatasetFile
     indices: np.ndarray
@@ -25,22 +28,23 @@ class SplitData:
     _cache: torch.Tensor | None = None
 
     @classmethod
-    def load(cls, dataset: DatasetFile, split: str, timesteps: int | None) -> SplitData:
+    def load(cls, dataset: DatasetFile, split: str,
+             conditioning: Callable[[np.ndarray], np.ndarray]) -> SplitData:
+        """``conditioning`` maps physical θ rows ``[n, P]`` to what the operator sees."""
         indices = dataset.split(split)
         if np.any(np.diff(indices) <= 0):  # h5py reads need increasing indices
             raise DataError(f"{dataset.path}: split {split!r} indices are not sorted")
         if len(indices) == 0:
             raise DataError(f"{dataset.path}: split {split!r} is empty; use more samples")
-        available = dataset.shape[1] - 1
-        n_frames = available if timesteps is None else timesteps
-        if n_frames > available:
-            raise DataError(f"training.timesteps = {timesteps} exceeds the {available} frames "
-                            f"stored in {dataset.path}")
-        theta = torch.from_numpy(dataset.params("unit")[indices]).float()
+        n_frames = dataset.shape[1] - 1
+        if n_frames < 1:
+            raise DataError(f"{dataset.path}: trajectories have no frame after the first")
+        theta = torch.from_numpy(np.asarray(conditioning(dataset.params("value")[indices]),
+                                            dtype=np.float32))
         data = cls(dataset, indices, theta, n_frames)
         per_sample = int(np.prod(dataset.shape[1:])) * 4
         if per_sample * len(indices) <= IN_MEMORY_BYTES:
-            data._cache = torch.from_numpy(dataset.h5["trajectories"][indices, :n_frames + 1])
+            data._cache = torch.from_numpy(dataset.h5["trajectories"][indices])
         return data
 
     def __len__(self) -> int:
@@ -54,12 +58,17 @@ class SplitData:
         rows = self.indices[positions]
         order = np.argsort(rows)
         out = np.empty((len(rows), self.n_frames + 1, *self.dataset.shape[2:]), dtype=np.float32)
-        out[order] = self.dataset.h5["trajectories"][rows[order], :self.n_frames + 1]
+        out[order] = self.dataset.h5["trajectories"][rows[order]]
         return torch.from_numpy(out)
 
-    def sample(self, n: int) -> torch.Tensor:
-        """The first ``n`` trajectories (for statistics)."""
-        return self.trajectories(np.arange(min(n, len(self))))
+    def statistics(self, max_samples: int = 1024) -> tuple[torch.Tensor, ...]:
+        """Per-channel mean, std and increment std over every frame of (at most
+        ``max_samples`` evenly spaced) trajectories of the split."""
+        from noa_platform.models.operator import channel_statistics
+
+        positions = np.unique(np.linspace(0, len(self) - 1, min(max_samples, len(self)))
+                              .round().astype(int))
+        return channel_statistics(self.trajectories(positions))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -68,5 +77,14 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     Resuming mid-epoch rebuilds the same order and skips the batches already done, so no
     sample is seen twice or missed.
     """
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    gen = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
     return torch.randperm(n, generator=gen).numpy()
+
+
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    """The generator of every random draw of one training batch (window starts, pushforward
+    depth, input noise): a function of (seed, epoch, batch) only, so a resumed run draws
+    exactly what an uninterrupted one would."""
+    state = np.random.SeedSequence([seed, epoch, batch, 1]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))

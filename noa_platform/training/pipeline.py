@@ -38,7 +38,7 @@ from noa_platform.errors import NoaError
 from noa_platform.features.selection import feature_set
 from noa_platform.models import build_domain_architecture, count_parameters
 from noa_platform.models.architectures import U_AFNO
-from noa_platform.models.operator import NeuralOperator, channel_statistics
+from noa_platform.models.operator import NeuralOperator
 from noa_platform.plugins import PluginRegistry, get_registry
 from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
 from noa_platform.training.data import SplitData
@@ -154,14 +154,13 @@ class Pipeline:
         torch.manual_seed(self.config.training.seed)
         arch = build_domain_architecture(self.domain, self.config.mno.architecture,
                                          registry=self.registry)
-        mean, std = channel_statistics(train.sample(256))
-        return NeuralOperator(arch, mean, std)
+        return NeuralOperator(arch, *train.statistics())
 
     def train_mno(self, ds: DatasetFile, tokenizer: Any, resume: str | os.PathLike | None
                   ) -> NeuralOperator:
         cfg = self.config.training
-        train = SplitData.load(ds, "train", cfg.timesteps)
-        val = SplitData.load(ds, "val", cfg.timesteps)
+        train = SplitData.load(ds, "train", self.domain.conditioning)
+        val = SplitData.load(ds, "val", self.domain.conditioning)
         operator = self.build_operator(train)
         feature_fn = None
         tok_fp = ""
@@ -195,7 +194,8 @@ class Pipeline:
         if resume is not None:
             trainer.resume(resume)
         self.log(f"training the MNO: {n_params:,} parameters, {len(train)} trajectories of "
-                 f"{train.n_frames} steps, window {cfg.bptt_window}, device {self.device}")
+                 f"{train.n_frames} steps, windows of {cfg.bptt_window} from any frame, "
+                 f"{trainer.total_steps} optimizer steps, device {self.device}")
         state = trainer.fit()
         save_checkpoint(self.final_path, trainer.checkpoint_state())
         # Validate the best epoch's weights rather than the last.
@@ -203,11 +203,11 @@ class Pipeline:
         operator.load_state_dict(best["model"])
         if self.projector is not None:
             self.projector.load_state_dict(best["projector"])
-        self.log(f"MNO trained: {state.step} steps, best val L_traj {state.best_val:.4g}"
+        self.log(f"MNO trained: {state.step} steps, best val VRMSE {state.best_val:.4g}"
                  + (f" ({state.stopped})" if state.stopped else ""))
         atomic_write_json(self.run_dir / "mno.json", {
             "parameters": n_params, "steps": state.step, "epochs": state.epoch,
-            "best_val_traj": state.best_val, "nonfinite_updates": state.nonfinite,
+            "best_val_vrmse": state.best_val, "nonfinite_updates": state.nonfinite,
             "stopped": state.stopped, "projector": trainer.projector is not None,
         })
         return operator

@@ -21,6 +21,14 @@ def _channel_mean(channel: int):
 READS = {"kinetics": {"gray-scott": ("F", "k"), "fitzhugh-nagumo": ("kappa", "tau")}}
 
 
+#: The parts of the θ box the presets sample. Gray–Scott where patterns live: over the whole
+#: box 78 % of samples decay to the uniform state by frame 32 (64 Sobol samples, 32², the
+#: presets' initial conditions), in this box 27 % do and the rest keep moving (same samples).
+#: FitzHugh–Nagumo on the Turing side of the Hopf line (τ ≤ 1 < τ_H(κ)): labyrinths and spots
+#: that grow and coarsen; τ > 1 adds bulk oscillations whose amplitude swings dwarf the
+#: pattern (persistence VRMSE 2.3 after 4 frames), left to configs that ask for them.
+_PRESET_BOX = {"F": (0.025, 0.055), "k": (0.058, 0.065), "tau": (0.1, 1.0)}
+
 _IC_WEIGHTS = {"random-squares": 0.4, "gaussian-random-field": 0.15, "multiscale": 0.15,
                "sinusoids": 0.15, "blobs": 0.15}
 
@@ -55,31 +63,33 @@ class ReactionDiffusion(Domain):
                             description="spatial mean of v; not conserved (reactions)"),
     }
     # Presets: `quick` fits `make demo` (minutes on 2 CPU cores); `standard` is the real size.
-    # Training rollouts are shorter than the stored horizon: every batch then starts from an
-    # initial condition, the rarest and hardest transition (frame 0 -> 1 changes the field
-    # about 20x more than a later frame does), and validation still rolls out the full horizon.
+    # Both sample Gray–Scott in its pattern-forming part and store trajectories after a burn-in
+    # of 8 frames, so frame 0 is a developed state rather than a synthetic initial condition;
+    # training windows start anywhere in the stored horizon (see docs/training.md).
     presets = {
         "quick": {
             "generation": {
                 "resolution": 32, "n_samples": 256, "n_frames": 32, "batch_size": 32,
-                "ic_families": _IC_WEIGHTS,
+                "ic_families": _IC_WEIGHTS, "parameter_ranges": _PRESET_BOX,
+                "burn_in_frames": 8,
             },
             "mno": {"architecture": {"base_channels": 16, "levels": 2, "modes": 8,
                                      "afno_blocks": 2, "num_blocks": 4, "cond_dim": 32}},
-            "training": {"epochs": 50, "batch_size": 16, "lr": 3e-3, "warmup_steps": 50,
-                         "timesteps": 8, "bptt_window": 4, "early_stop_patience": 20,
-                         "lambda_commit": 0.01, "lambda_latent": 0.01},
+            "training": {"epochs": 30, "batch_size": 16, "lr": 3e-3, "warmup_steps": 50,
+                         "windows_per_sample": 2, "bptt_window": 4, "start_at_zero": 0.1,
+                         "early_stop_patience": 10},
         },
         "standard": {
             "generation": {
                 "resolution": 64, "n_samples": 4096, "n_frames": 64, "batch_size": 64,
-                "ic_families": _IC_WEIGHTS,
+                "ic_families": _IC_WEIGHTS, "parameter_ranges": _PRESET_BOX,
+                "burn_in_frames": 8,
             },
             "mno": {"architecture": {"base_channels": 32, "levels": 3, "modes": 16,
                                      "afno_blocks": 4, "num_blocks": 8, "cond_dim": 64}},
             "training": {"epochs": 40, "batch_size": 16, "lr": 1e-3, "warmup_steps": 200,
-                         "timesteps": 32, "bptt_window": 8, "early_stop_patience": 10,
-                         "lambda_commit": 0.01, "lambda_latent": 0.01},
+                         "bptt_window": 8, "start_at_zero": 0.1, "pushforward_steps": 4,
+                         "early_stop_patience": 10},
         },
     }
 
