@@ -135,3 +135,60 @@ def test_seeds_and_theta_depend_on_index_only():
     assert np.array_equal(sample_seeds(7, 10)[:4], sample_seeds(7, 4))
     assert np.array_equal(sobol_unit(3, 16, 7)[:5], sobol_unit(3, 5, 7))
     assert not np.array_equal(sample_seeds(7, 4), sample_seeds(8, 4))
+
+
+def test_burn_in_drops_frames_and_replays(tmp_path):
+    """burn_in_frames = b stores the trajectory from frame b on; replay does the same."""
+    d = ToyDomain()
+    plain = generate(d, config(n_frames=5), tmp_path / "a.h5", progress=False, log=lambda m: None)
+    burnt = generate(d, config(n_frames=3, burn_in_frames=2), tmp_path / "b.h5", progress=False,
+                     log=lambda m: None)
+    with DatasetFile(plain) as a, DatasetFile(burnt) as b:
+        np.testing.assert_array_equal(b.trajectories(), a.trajectories()[:, 2:])
+        assert torch.equal(replay(d, b, [0, 4]), torch.from_numpy(b.trajectories([0, 4])))
+
+
+def test_parameter_ranges_restrict_the_box(tmp_path):
+    d = ToyDomain()
+    path = generate(d, config(n_samples=32, parameter_ranges={"rate": (1.0, 2.0)}),
+                    tmp_path / "r.h5", progress=False, log=lambda m: None)
+    with DatasetFile(path) as ds:
+        rate, unit = ds.params("value")[:, 0], ds.params("unit")[:, 0]
+    assert rate.min() >= 1.0 and rate.max() <= 2.0 and rate.max() - rate.min() > 0.8
+    # Unit coordinates stay those of the full box (rate is log-uniform on [0.1, 10]).
+    np.testing.assert_allclose(d.parameter_space["rate"].from_unit(unit), rate)
+    for bad, fragment in [({"nope": (0, 1)}, "unknown parameter 'nope'"),
+                          ({"boost": (0, 1)}, "only real"),
+                          ({"rate": (0.01, 2.0)}, "not inside its range")]:
+        with pytest.raises(DataError, match=fragment):
+            generate(d, config(parameter_ranges=bad), tmp_path / "x.h5", progress=False,
+                     log=lambda m: None)
+
+
+def test_behaviour_mix_classifies_uniform_stationary_moving():
+    from noa_platform.data.behaviour import behaviour_mix, classify
+
+    g = torch.Generator().manual_seed(0)
+    field = torch.randn(2, 8, 8, generator=g).double().numpy()
+    uniform = np.stack([np.full_like(field, 0.3)] * 2)
+    still = np.stack([field, field + 1e-6])
+    moving = np.stack([field, np.roll(field, 1, axis=-1)])
+    classes = classify(np.stack([uniform, still, moving]), np.array([1.0, 1.0]))
+    assert classes.tolist() == [0, 1, 2]
+    params = [{"name": "law", "kind": "categorical", "choices": ["a", "b"]},
+              {"name": "x", "kind": "linear"}]
+    mix = behaviour_mix(classes, np.array([[0, 0.1], [0, 0.2], [1, 0.3]]), params)
+    assert mix["all"] == {"samples": 3, "uniform": pytest.approx(1 / 3),
+                          "stationary": pytest.approx(1 / 3), "moving": pytest.approx(1 / 3)}
+    assert mix["law"]["b"] == {"samples": 1, "uniform": 0.0, "stationary": 0.0, "moving": 1.0}
+
+
+def test_features_carry_the_frame_interval(tmp_path):
+    d = ToyDomain()
+    path = generate(d, config(features=True), tmp_path / "f.h5", progress=False,
+                    log=lambda m: None)
+    with h5py.File(path, "r") as h5:
+        for family in h5["features"]:
+            assert h5[f"features/{family}"].attrs["frame_dt"] == d.frame_dt
+    with DatasetFile(path) as ds:
+        assert ds.info()["behaviour"]["all"]["samples"] == 13

@@ -5,11 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from noa_platform.api.grid import Grid
 from noa_platform.errors import SolverError
+
+if TYPE_CHECKING:  # the contract module stays importable without loading torch
+    import torch
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def check_initial_state(u0: torch.Tensor, channels: int) -> None:
     """The checks every solver makes on ``u0``: shape ``[B, C, H, W]`` and finiteness."""
     if u0.ndim != 4 or u0.shape[1] != channels:
         raise SolverError(f"u0 must be [B, {channels}, H, W], got {list(u0.shape)}")
+    import torch
+
     if not torch.is_floating_point(u0):
         raise SolverError(f"u0 must be floating point, got {u0.dtype}")
     bad = ~torch.isfinite(u0).flatten(1).all(dim=1)

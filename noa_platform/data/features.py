@@ -104,4 +104,5 @@ def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], n: int) -> 
                     if key not in h5:
                         ds_ = h5.create_dataset(key, shape=(n, *arr.shape[1:]), dtype="float32")
                         ds_.attrs["names"] = json.dumps(list(names[family]))
+                        ds_.attrs["frame_dt"] = float(h5.attrs["frame_dt"])
                     h5[key][idx] = arr

@@ -13,7 +13,7 @@ Datasets::
     ic_family         str     [N]                 initial-condition family per sample
     completed         bool    [N]                 per-sample completion record
     splits/{train,val,test}  int64 [n_split]      sample indices
-    features/<family> float32 [N, D] or [N, T+1, D]  attrs: names
+    features/<family> float32 [N, D] or [N, T+1, D]  attrs: names, frame_dt
 
 A file under its final name is always complete: writers build it under a temporary name and
 rename it (see :mod:`noa_platform.data.generate`).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -257,6 +258,10 @@ def write_dataset(
                     feats[family] = h5.create_dataset(
                         f"features/{family}", shape=(n, *arr.shape[1:]), dtype="float32")
                     feats[family].attrs["names"] = json.dumps(list(feature_names[family]))
+                    # Features of TEMPORAL and SUMMARY families are per frame: the physical time
+                    # between frames travels with them, so domains with different time scales
+                    # can be compared.
+                    feats[family].attrs["frame_dt"] = float(attrs.get("frame_dt", math.nan))
                 feats[family][indices] = arr
             completed[indices] = True
         if not completed[:].all():
