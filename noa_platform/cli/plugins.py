@@ -9,7 +9,7 @@ from noa_platform.cli.app import echo_json, main
 
 @main.group()
 def plugins() -> None:
-    """Inspect installed plugins."""
+    """Inspect installed plugins, check a domain against the contract, start a new one."""
 
 
 @plugins.command("list")
