@@ -108,9 +108,10 @@ def generation_throughput(n_samples: int = 64, features: bool = True) -> dict:
     import tempfile
     from pathlib import Path
 
+    from noa_reaction_diffusion.domain import ReactionDiffusion
+
     from noa_platform.config import domain_config
     from noa_platform.data.generate import generate
-    from noa_reaction_diffusion.domain import ReactionDiffusion
 
     domain = ReactionDiffusion()
     cfg = domain_config(domain, "quick", None, {"generation": {

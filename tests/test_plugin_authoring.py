@@ -8,12 +8,12 @@ import tomllib
 
 import pytest
 from click.testing import CliRunner
+from test_conformance import broken_toy
 
 from noa_platform import plugins as plugin_registry
 from noa_platform.cli import main
 from noa_platform.plugin_template import names_for, render, template_files
 from noa_platform.testing import ToyDomain
-from test_conformance import broken_toy
 
 
 @pytest.fixture

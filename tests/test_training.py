@@ -17,10 +17,10 @@ import torch
 from noa_platform.config import resolve_config
 from noa_platform.data.generate import generate
 from noa_platform.errors import NoaError
+from noa_platform.testing.toy_domain import ToyDomain
 from noa_platform.training import trainer as trainer_module
 from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
 from noa_platform.training.pipeline import Pipeline
-from noa_platform.testing.toy_domain import ToyDomain
 
 TINY = {
     "generation": {"n_samples": 24, "n_frames": 6, "resolution": 16, "batch_size": 8},

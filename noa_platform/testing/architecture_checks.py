@@ -9,6 +9,7 @@ from noa_platform.config import domain_config
 from noa_platform.testing.probe import Probe, quick_generation
 from noa_platform.testing.report import CheckFailed
 
+
 def check_architecture(domain: Domain, probe: Probe) -> str:
     from noa_platform.models import ArchitectureConfigError, build_architecture
 

@@ -11,11 +11,11 @@ import time
 import h5py
 import numpy as np
 import pytest
+from noa_reaction_diffusion.domain import ReactionDiffusion
 
 from noa_platform.config import GenerationConfig
 from noa_platform.data.generate import generate, replay
 from noa_platform.data.store import DatasetFile
-from noa_reaction_diffusion.domain import ReactionDiffusion
 
 SMALL = dict(n_samples=10, n_frames=3, resolution=16, batch_size=4, features=False,
              noise_amplitude=1e-3)

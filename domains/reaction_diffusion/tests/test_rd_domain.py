@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from noa_reaction_diffusion import plugin
+from noa_reaction_diffusion.domain import ReactionDiffusion
 
 from noa_platform.api import PLUGIN_API_VERSION, Channel, Domain, Grid
 from noa_platform.errors import ParameterError
 from noa_platform.testing import parametrize_with_checks
-from noa_reaction_diffusion import plugin
-from noa_reaction_diffusion.domain import ReactionDiffusion
 
 DIST = Path(__file__).resolve().parents[1]
 FAMILIES = ("random-squares", "gaussian-random-field", "multiscale", "sinusoids", "blobs")

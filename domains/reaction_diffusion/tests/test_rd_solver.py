@@ -10,15 +10,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from noa_reaction_diffusion.domain import ReactionDiffusion
+from noa_reaction_diffusion.kinetics import KINETICS_LAWS, GrayScott
+from noa_reaction_diffusion.solver import ReactionDiffusionSolver
 from scipy.integrate import solve_ivp
 from scipy.stats import qmc
 
 from noa_platform.api import Grid
 from noa_platform.errors import ParameterError, SolverError
 from noa_platform.numerics.spectral import laplacian_symbol
-from noa_reaction_diffusion.domain import ReactionDiffusion
-from noa_reaction_diffusion.kinetics import KINETICS_LAWS, GrayScott
-from noa_reaction_diffusion.solver import ReactionDiffusionSolver
 
 DOMAIN = ReactionDiffusion()
 SPACE = DOMAIN.parameter_space
