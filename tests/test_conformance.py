@@ -169,3 +169,13 @@ def test_channel_roles_are_reported():
     d.channels = (Channel("u", "state", "m"), Channel("u_t", "rate", "m/s", rate_of="u"))
     report = check_domain(d, select=["channels"])
     assert report.ok and "u_t (rate, m/s)" in report["channels"].reason
+
+
+def test_unknown_verdict_rows_and_baselines_fail_the_attribute_check():
+    d = ToyDomain()
+    d.validation_thresholds = {"vrmse_fnal": {"good": 1.0}}
+    d.baselines = ("persistence", "oracle")
+    result = check_domain(d, select=["attributes"])["attributes"]
+    assert result.status == "fail"
+    assert "unknown criterion 'vrmse_fnal'" in result.reason
+    assert "baselines: unknown 'oracle'" in result.reason

@@ -30,6 +30,9 @@ class Threshold(TypedDict):
     meaning: str
 
 
+#: Every no-model baseline the report computes (see ``docs/validation.md``).
+KNOWN_BASELINES = ("persistence", "spatial-mean", "shuffled", "constant-latent")
+
 _VRMSE_BASELINES = ("persistence", "spatial-mean")
 
 #: The verdict table; docs/validation.md shows the same numbers.

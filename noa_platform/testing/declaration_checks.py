@@ -20,6 +20,7 @@ from noa_platform.api import (
     Solver,
 )
 from noa_platform.config import domain_config
+from noa_platform.evaluation.verdicts import KNOWN_BASELINES, thresholds_for
 from noa_platform.testing.probe import Probe
 from noa_platform.testing.report import CheckFailed, CheckSkipped
 
@@ -52,9 +53,19 @@ def check_attributes(domain: Domain, probe: Probe) -> str:
             isinstance(v, Mapping) and all(isinstance(x, (int, float)) for x in v.values())
             for v in thresholds.values()):
         problems.append("validation_thresholds is not {metric: {level: number}}")
+    else:
+        try:  # the verdict table itself says which metrics and levels exist
+            thresholds_for(thresholds)
+        except KeyError as exc:
+            problems.append(str(exc).strip("'\""))
     baselines = getattr(domain, "baselines", None)
     if not isinstance(baselines, (tuple, list)) or not all(isinstance(b, str) for b in baselines):
         problems.append("baselines is not a sequence of names")
+    else:
+        unknown = sorted(set(baselines) - set(KNOWN_BASELINES))
+        if unknown:
+            problems.append(f"baselines: unknown {', '.join(map(repr, unknown))}; known: "
+                            f"{', '.join(KNOWN_BASELINES)}")
     if getattr(domain, "grid_scaling", None) not in ("extent", "spacing"):
         problems.append(f"grid_scaling is {getattr(domain, 'grid_scaling', None)!r}, "
                         "not 'extent' or 'spacing'")
