@@ -1,10 +1,10 @@
 """MNO training and inference benchmarks, printed as JSON.
 
-* training throughput (sample-steps per second: trajectories × frames rolled out, per second)
-  of the trainer's truncated-BPTT loop;
-* peak resident memory of training at ``timesteps`` 32 and 128 with ``bptt_window`` 16, each
-  measured in a fresh child process (the second should be within 1.2× of the first: memory
-  follows the window, not the horizon);
+* training throughput (sample-steps per second: windows × steps rolled out with gradient,
+  per second) of the trainer's windowed truncated-BPTT step;
+* peak resident memory of training on stored horizons of 32 and 128 frames with
+  ``bptt_window`` 16, each measured in a fresh child process (the second should be within
+  1.2× of the first: memory follows the window, not the horizon);
 * MNO inference time per frame against the CNO solver's time per frame at 64², same batch.
 
 Datasets are made with the exact toy domain (cheap to generate, same shapes as a real domain);
@@ -43,7 +43,7 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
     from noa_platform.data.generate import generate
     from noa_platform.data.store import DatasetFile
     from noa_platform.models import build_domain_architecture
-    from noa_platform.models.operator import NeuralOperator, channel_statistics
+    from noa_platform.models.operator import NeuralOperator
     from noa_platform.testing.toy_domain import ToyDomain
     from noa_platform.training.data import SplitData
     from noa_platform.training.trainer import Trainer
@@ -60,11 +60,11 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
     path = workdir / f"toy-{resolution}-{timesteps}.h5"
     generate(domain, cfg.generation, path, progress=False, log=lambda m: None)
     with DatasetFile(path) as ds:
-        train = SplitData.load(ds, "train", None)
-        val = SplitData.load(ds, "val", None)
+        train = SplitData.load(ds, "train", domain.conditioning)
+        val = SplitData.load(ds, "val", domain.conditioning)
         torch.manual_seed(0)
         arch = build_domain_architecture(domain, cfg.mno.architecture)
-        op = NeuralOperator(arch, *channel_statistics(train.sample(8)))
+        op = NeuralOperator(arch, *train.statistics(max_samples=8))
         trainer = Trainer(op, cfg, train, val, workdir / "run", dataset_fingerprint=ds.fingerprint,
                           progress=False, log=lambda m: None)
         trainer.metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
         for b in range(1, batches):
             trainer._train_batch(np.arange(b * batch, (b + 1) * batch) % len(train))
         seconds = time.perf_counter() - start
-    sample_steps = batch * timesteps * (batches - 1)
+    sample_steps = batch * window * (batches - 1)
     return {"resolution": resolution, "timesteps": timesteps, "bptt_window": window,
             "batch": batch, "seconds": seconds, "sample_steps_per_s": sample_steps / seconds,
             "peak_rss_growth_mb": _rss_mb() - before, "peak_rss_mb": _rss_mb()}
@@ -103,7 +103,7 @@ def inference_vs_cno(domain_name: str, resolution: int, batch: int, frames: int)
     arch = build_domain_architecture(domain, ARCH)
     op = NeuralOperator(arch, torch.zeros(len(domain.channels)), torch.ones(len(domain.channels)))
     op.eval()
-    theta = torch.from_numpy(unit).float()
+    theta = torch.from_numpy(domain.conditioning(values))
     op.rollout(traj[:, 0], theta, 1)
     start = time.perf_counter()
     op.rollout(traj[:, 0], theta, frames)
