@@ -56,7 +56,10 @@ def show_domain(name: str, as_json: bool) -> None:
     click.echo(f"  frame_dt:   {info['frame_dt']:g}")
     click.echo("  parameters:")
     for p in info["parameters"]:
-        click.echo(f"    {p['name']:<16} {p['kind']:<12} {p['range']}  {p['description']}")
+        read = "; ".join(f"read when {cat} is {' or '.join(choices)}"
+                         for cat, choices in p.get("read_when", {}).items())
+        click.echo(f"    {p['name']:<16} {p['kind']:<12} {p['range']}  {p['description']}"
+                   + (f" ({read})" if read else ""))
     click.echo("  initial conditions:")
     for k, v in info["initial_conditions"].items():
         click.echo(f"    {k:<24} {v}")
