@@ -88,7 +88,7 @@ class ReactionDiffusion(Domain):
             "mno": {"architecture": {"base_channels": 32, "levels": 3, "modes": 16,
                                      "afno_blocks": 4, "num_blocks": 8, "cond_dim": 64}},
             "training": {"epochs": 40, "batch_size": 16, "lr": 1e-3, "warmup_steps": 200,
-                         "bptt_window": 8, "start_at_zero": 0.1, "pushforward_steps": 4,
+                         "bptt_window": 8, "start_at_zero": 0.1,
                          "early_stop_patience": 10},
         },
     }
