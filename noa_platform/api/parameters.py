@@ -74,7 +74,8 @@ class LinearParameter(Parameter):
 
     def from_unit(self, u: np.ndarray) -> np.ndarray:
         u = _check_unit(u, self.name)
-        return self.low + u * (self.high - self.low)
+        # Clip: low + 1·(high − low) can exceed high by an ulp when |low| ≫ |high|.
+        return np.clip(self.low + u * (self.high - self.low), self.low, self.high)
 
     def to_unit(self, value: np.ndarray) -> np.ndarray:
         return (np.asarray(value, dtype=np.float64) - self.low) / (self.high - self.low)
