@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from noa_platform.api import (
@@ -39,6 +39,8 @@ def log_params(draw):
 
 @settings(max_examples=200)
 @given(p=st.one_of(linear_params(), log_params()), u=unit)
+# Found by hypothesis: low + 1·(high − low) rounded above high.
+@example(p=LinearParameter("x", low=-510015.0, high=14273.824360071623), u=1.0)
 def test_continuous_round_trip_and_bounds(p, u):
     v = p.from_unit(np.array([u]))
     assert p.low <= v[0] <= p.high
