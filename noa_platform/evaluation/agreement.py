@@ -1,6 +1,6 @@
 """Whether MNO rollouts read like CNO rollouts: in tokens, and in the tokenizer's latent space.
 
-These define the values behind the ``token_agreement``, ``latent_cosine`` and ``latent_cv``
+These define the values behind the ``token_agreement_*`` and ``latent_cosine``
 criteria of :mod:`noa_platform.evaluation.verdicts`, so that the numbers the trainer reports
 and the thresholds they are judged by mean the same thing.
 """
@@ -20,8 +20,9 @@ def token_agreement(tokens_mno: Tensor, tokens_cno: Tensor,
 
     ``tokens_*: [N, K]`` integer indices, one per codebook, row n of both from the same
     (u0, θ). Returns ``{"per_codebook": {name: fraction}, "mean": fraction of all N·K tokens,
-    "all_codebooks": fraction of rows equal in every codebook}``. ``mean`` is the summary's
-    ``token_agreement``; names default to ``codebook0 .. codebook{K-1}``.
+    "all_codebooks": fraction of rows equal in every codebook}``; the report's per-codebook
+    picture. Names default to ``codebook0 .. codebook{K-1}``; the judged numbers come from
+    :func:`token_agreement_groups`.
     """
     if tokens_mno.shape != tokens_cno.shape or tokens_mno.ndim != 2:
         raise ValueError(
@@ -91,21 +92,3 @@ def latent_cosine(latent_mno: Tensor, latent_cno: Tensor) -> float:
     both_zero = ((na == 0) & (nb == 0)).to(cos.dtype)
     cos = torch.where((na == 0) | (nb == 0), both_zero, cos)
     return float(cos.clamp(-1.0, 1.0).mean())
-
-
-def latent_cv(latents: Tensor) -> float:
-    """Coefficient of variation over time of projected latent norms, averaged over samples.
-
-    ``latents: [N, T, D]`` (one projected latent per sampled step). Per sample
-    ``std_t ‖z_t‖ / mean_t ‖z_t‖`` (population std), then the mean over samples: small values
-    mean the alignment is steady along the trajectory rather than good at some steps only.
-    nan when a sample's latents are all zero (a collapsed projector is not "steady").
-    """
-    if latents.ndim != 3:
-        raise ValueError(f"latents must be [N, T, D], got {tuple(latents.shape)}")
-    norms = latents.to(torch.float64).norm(dim=-1)
-    mean = norms.mean(dim=1)
-    std = norms.std(dim=1, correction=0)
-    if bool((mean == 0).any()):
-        return math.nan
-    return float((std / mean).mean())

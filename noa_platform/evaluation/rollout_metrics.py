@@ -338,21 +338,3 @@ def invariant_drift(
             "final_rel": float(rel[-1]),
         }
     return out
-
-
-def ratio_at_step(numerator: Tensor, denominator: Tensor, step: int) -> float:
-    """``numerator[step] / denominator[step]``, e.g. MNO VRMSE over persistence VRMSE.
-
-    Guards: nan when either value is nan; when the denominator is 0, 1 for 0/0 (as good as the
-    baseline, e.g. both perfect) and inf otherwise (the baseline is perfect, the operator is
-    not). A step beyond either curve is an error: the caller picks ``min(step, T)`` knowingly.
-    """
-    last = min(numerator.shape[0], denominator.shape[0]) - 1
-    if not 0 <= step <= last:
-        raise ValueError(f"step {step} is outside the curves (steps 0..{last})")
-    num, den = float(numerator[step]), float(denominator[step])
-    if math.isnan(num) or math.isnan(den):
-        return math.nan
-    if den == 0:
-        return 1.0 if num == 0 else math.inf
-    return num / den
