@@ -51,6 +51,10 @@ class Channel:
         return d
 
 
+#: The no-model forecasts the post-training report computes beside every metric (see
+#: ``docs/validation.md``); a domain names those that apply to it (``Domain.baselines``).
+BASELINES = ("persistence", "spatial-mean", "shuffled", "constant-latent")
+
 InvariantFn = Callable[[Any, Grid, Any], Any]
 
 
@@ -108,7 +112,7 @@ class Domain:
     presets: Mapping[str, Mapping[str, Any]] = {}
     default_architecture: Mapping[str, Any] = {"name": "u-afno"}
     validation_thresholds: Mapping[str, Mapping[str, float]] = {}
-    baselines: tuple[str, ...] = ("persistence", "spatial-mean", "shuffled", "constant-latent")
+    baselines: tuple[str, ...] = BASELINES
     #: How the grid follows a change of resolution: keep the "extent" or the "spacing".
     grid_scaling: str = "extent"
 

@@ -21,6 +21,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
+from noa_platform.api.domain import BASELINES
+
 
 class Threshold(TypedDict):
     better: Literal["lower", "higher"]
@@ -31,7 +33,7 @@ class Threshold(TypedDict):
 
 
 #: Every no-model baseline the report computes (see ``docs/validation.md``).
-KNOWN_BASELINES = ("persistence", "spatial-mean", "shuffled", "constant-latent")
+KNOWN_BASELINES = BASELINES
 
 _VRMSE_BASELINES = ("persistence", "spatial-mean")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from noa_platform.models.rollout import Rollout, rollout
+from noa_platform.models.rollout import rollout
 
 
 class NeuralOperator(nn.Module):
@@ -58,10 +58,6 @@ class NeuralOperator(nn.Module):
     def rollout(self, u0: torch.Tensor, theta: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Autoregressive rollout ``[B, n_steps + 1, C, H, W]`` without gradients."""
         return rollout(self, u0, theta, n_steps).frames
-
-    def rollout_with_latents(self, u0: torch.Tensor, theta: torch.Tensor, n_steps: int,
-                             latent_steps: set[int]) -> Rollout:
-        return rollout(self, u0, theta, n_steps, latent_steps=latent_steps)
 
 
 def channel_statistics(trajectories: torch.Tensor

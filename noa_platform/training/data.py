@@ -10,6 +10,7 @@ import torch
 
 from noa_platform.data.store import DatasetFile
 from noa_platform.errors import DataError
+from noa_platform.models.operator import channel_statistics
 
 # Splits larger than this are read from the file batch by batch instead of held in memory.
 IN_MEMORY_BYTES = 4 * 2**30
@@ -64,8 +65,6 @@ class SplitData:
     def statistics(self, max_samples: int = 1024) -> tuple[torch.Tensor, ...]:
         """Per-channel mean, std and increment std over every frame of (at most
         ``max_samples`` evenly spaced) trajectories of the split."""
-        from noa_platform.models.operator import channel_statistics
-
         positions = np.unique(np.linspace(0, len(self) - 1, min(max_samples, len(self)))
                               .round().astype(int))
         return channel_statistics(self.trajectories(positions))

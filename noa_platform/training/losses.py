@@ -29,13 +29,12 @@ class Window:
 
     ``pred`` and ``true`` are ``[B, W+1, C, H, W]`` (``pred[:, 0]`` is the state the rollout
     started from: the CNO frame, or the model's own state after pushforward, plus any input
-    noise); ``latents`` maps a window step to the operator's bottleneck at that step; ``theta``
-    is the conditioning ``[B, P]`` and ``std`` the per-channel field std ``[1, C, 1, 1]``.
+    noise); ``latents`` maps a window step to the operator's bottleneck at that step and
+    ``std`` is the per-channel field std ``[1, C, 1, 1]``.
     """
 
     pred: Tensor
     true: Tensor
-    theta: Tensor
     std: Tensor
     latents: dict[int, Tensor]
 

@@ -239,8 +239,7 @@ class Trainer:
         theta = self.train.theta[torch.from_numpy(positions)].to(self.device)
         u = true[:, 0]
         if k:
-            with torch.no_grad():
-                u = rollout(self.model, u, theta, k).frames[:, -1]
+            u = self.model.rollout(u, theta, k)[:, -1]  # without gradient
         if noise is not None:
             u = u + cfg.input_noise * self.model.inc_std * noise.to(self.device)
         sampled: set[int] = set()
@@ -248,8 +247,7 @@ class Trainer:
             n = min(cfg.latent_sample_steps, w)
             sampled = {int(round(x)) for x in np.linspace(1, w, n)}
         r = rollout(self.model, u, theta, w, latent_steps=sampled)
-        return Window(pred=r.frames, true=true[:, k:], theta=theta,
-                      std=self.model.std, latents=r.latents)
+        return Window(pred=r.frames, true=true[:, k:], std=self.model.std, latents=r.latents)
 
     def _train_batch(self, positions: np.ndarray) -> dict[str, float]:
         s = self.state
