@@ -303,3 +303,93 @@ def test_refusals_name_what_was_wrong():
     with pytest.raises(SolverError, match="unknown integrator"):
         Diffusion("rk45")
     assert solver.rollout(u0, th, 0, grid=GRID, frame_dt=1.0).shape == (1, 1, 2, 16, 16)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-sample seeds handed to the domain (static random fields)
+# --------------------------------------------------------------------------------------------
+
+
+class SeededDiffusion(SpectralSolver):
+    """``u_t = D Δu`` with a per-sample diffusivity drawn from the sample's seed,
+    ``D = 0.1 + 0.4 U`` (U the first uniform of :func:`static_field_generator`); θ is unused
+    (one dummy column). Records what each hook received."""
+
+    name = "test-seeded"
+    channels = 1
+    parameter_space = ParameterSpace([LinearParameter("a", "", low=0.0, high=1.0)])
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    @staticmethod
+    def diffusivity(seed):
+        from noa_platform.numerics.template import static_field_generator
+
+        return 0.1 + 0.4 * float(torch.rand((), generator=static_field_generator(seed),
+                                            dtype=torch.float64))
+
+    def linear_part(self, theta, grid, *, seeds=None):
+        self.calls.append(("linear", seeds))
+        if seeds is None:
+            raise SolverError("test-seeded needs seeds")
+        d = torch.tensor([self.diffusivity(s) for s in seeds], dtype=torch.float64)
+        return d[:, None, None, None] * laplacian_symbol(grid)
+
+    def nonlinear_term(self, theta, grid, dtype, device, seeds=None):
+        self.calls.append(("nonlinear", seeds))
+        return torch.zeros_like
+
+    def rate_bound(self, theta, **kwargs):
+        self.calls.append(("rate", kwargs["seeds"]))
+        return np.full(len(theta), 1e-3)
+
+    def default_dt(self, theta):            # no seeds keyword: called as before
+        self.calls.append(("dt", None))
+        return np.full(len(theta), 10.0)
+
+
+def test_hooks_that_declare_seeds_receive_the_groups_seeds():
+    y, x = _xy(GRID)
+    u0 = torch.stack([torch.sin(2 * x) + torch.cos(3 * y)] * 3)[:, None]
+    th = torch.full((3, 1), 0.5, dtype=torch.float64)
+    seeds = [5, 2**40 + 1, 17]
+    solver = SeededDiffusion()
+    traj = solver.rollout(u0, th, 2, grid=GRID, frame_dt=0.5, seeds=torch.tensor(seeds))
+    # Every sample plans alone with its own seed; the group gets the members' seeds in order.
+    assert [c for c in solver.calls if c[0] == "rate"] == [("rate", [s]) for s in seeds]
+    assert ("linear", seeds) in solver.calls and ("nonlinear", seeds) in solver.calls
+    assert ("dt", None) in solver.calls
+    for i, s in enumerate(seeds):
+        d = SeededDiffusion.diffusivity(s)
+        exact = (math.exp(-4 * d) * torch.sin(2 * x) + math.exp(-9 * d) * torch.cos(3 * y))
+        assert rel(traj[i, 2, 0], exact) <= 1e-14     # t = 1
+    # Distinct seeds give distinct static fields, and a sample alone is the same bits.
+    assert len({SeededDiffusion.diffusivity(s) for s in seeds}) == 3
+    alone = SeededDiffusion().rollout(u0[1:2], th[1:2], 2, grid=GRID, frame_dt=0.5,
+                                      seeds=[seeds[1]])
+    assert torch.equal(alone[0], traj[1])
+
+
+def test_seeds_are_none_without_seeds_and_checked_when_given():
+    u0 = torch.zeros((2, 1, 16, 16), dtype=torch.float64)
+    th = torch.full((2, 1), 0.5, dtype=torch.float64)
+    solver = SeededDiffusion()
+    with pytest.raises(SolverError, match="test-seeded needs seeds"):
+        solver.rollout(u0, th, 1, grid=GRID, frame_dt=0.5)
+    assert ("rate", None) in solver.calls
+    with pytest.raises(SolverError, match="seeds has 1 entries for 2 samples"):
+        solver.rollout(u0, th, 1, grid=GRID, frame_dt=0.5, seeds=[3])
+
+
+def test_static_field_generator_is_seeded_and_independent_of_the_noise_stream():
+    from noa_platform.numerics.template import static_field_generator
+
+    a = torch.randn(64, generator=static_field_generator(7), dtype=torch.float64)
+    assert torch.equal(a, torch.randn(64, generator=static_field_generator(7),
+                                      dtype=torch.float64))
+    for other in (static_field_generator(8), static_field_generator(7, stream=1),
+                  torch.Generator().manual_seed(7)):     # the noise's generator
+        b = torch.randn(64, generator=other, dtype=torch.float64)
+        assert abs(float((a * b).mean())) < 0.5 and not torch.equal(a, b)

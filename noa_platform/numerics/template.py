@@ -18,6 +18,17 @@ library composes a stepper from a linear operator, a nonlinear function and an i
 The template owns the rest: input checks, the per-sample step plan, grouping samples that share
 it, seeded noise, the frame loop, non-finite detection and bit-exact batch independence.
 
+Per-sample seeds (optional). A domain whose physics holds a per-sample *static* random field
+(e.g. a heterogeneous wave speed ``c(x)`` drawn from the sample's seed) declares a keyword
+``seeds`` on any of :meth:`~SpectralSolver.linear_part`, :meth:`~SpectralSolver.nonlinear_term`,
+:meth:`~SpectralSolver.rate_bound` and :meth:`~SpectralSolver.default_dt`; the template then
+passes ``seeds=`` — a list of Python ints, one per θ row it hands over (the group's members, or
+the one sample being planned), or ``None`` when the caller of ``rollout`` gave no seeds — and
+calls hooks without the keyword exactly as before. ``rollout`` validates ``seeds`` (one integer
+per sample) whenever it is given, not only with noise. The same seed also seeds the noise; draw
+static fields from :func:`static_field_generator` (an independent stream) so the field and the
+kicks are not correlated. :func:`noa_platform.data.simulate.simulate` always passes per-sample seeds.
+
 Step plan. For each sample alone, ``dt_max = min(default_dt, margin/ρ)`` from its own θ row,
 or the caller's ``internal_dt`` (refused above ``margin/ρ``); a frame of ``frame_dt`` is
 ``n = ceil(frame_dt / dt_max)`` equal steps of ``frame_dt / n``, refused above
@@ -40,9 +51,10 @@ frames are the states at the end of the interval, so frame 0 is ``u0``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import numpy as np
 import torch
@@ -54,11 +66,45 @@ from noa_platform.numerics.nonlinear import Nonlinear, dealiased
 from noa_platform.numerics.spectral import DEALIASING_RULES, dealiasing_mask
 from noa_platform.numerics.stability import stability_limit
 
-__all__ = ["MAX_STEPS_PER_FRAME", "SpectralSolver"]
+__all__ = ["MAX_STEPS_PER_FRAME", "SpectralSolver", "static_field_generator"]
 
 #: More internal steps per frame than this is a request the solver refuses rather than
 #: silently spending hours on (e.g. ``frame_dt`` in the wrong units).
 MAX_STEPS_PER_FRAME = 100_000
+
+#: The stream :func:`static_field_generator` derives from a sample's seed (the noise uses the
+#: seed itself).
+_STATIC_STREAM = 0x5747
+
+
+def static_field_generator(seed: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for a sample's static random fields, independent of its noise.
+
+    ``seed`` is the per-sample seed the template passes (``seeds[i]``); ``stream`` tells apart
+    several fields of one sample. Derived with :class:`numpy.random.SeedSequence`, so it is a
+    pure function of ``(seed, stream)`` and does not share the noise generator's stream.
+    """
+    state = np.random.SeedSequence([int(seed), _STATIC_STREAM, int(stream)]).generate_state(
+        2, dtype=np.uint32)
+    return torch.Generator().manual_seed(((int(state[0]) << 32) | int(state[1]))
+                                         & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _accepts_seeds(method: Callable) -> bool:
+    """Whether a hook declares the optional ``seeds`` keyword (or takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "seeds" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+               or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _with_seeds(method: Callable, *args, seeds: list[int] | None):
+    """``method(*args, seeds=seeds)`` when it accepts seeds, else ``method(*args)``."""
+    if _accepts_seeds(method):
+        return method(*args, seeds=seeds)
+    return method(*args)
 
 
 class SpectralSolver(Solver):
@@ -94,24 +140,27 @@ class SpectralSolver(Solver):
     def linear_part(self, theta: np.ndarray, grid: Grid) -> torch.Tensor | CoupledLinear:
         """The linear operator for θ rows ``[b, P]`` (float64) of one group, on the CPU.
 
-        A real or complex symbol broadcastable to ``[b, C, H, W//2+1]`` (leading size ``b`` or
-        1), or a :class:`~noa_platform.numerics.etd.CoupledLinear` ``[b or 1, H, W//2+1, C, C]``.
+        May declare a keyword ``seeds`` (see the module docstring). A real or complex symbol
+        broadcastable to ``[b, C, H, W//2+1]`` (leading size ``b`` or 1), or a
+        :class:`~noa_platform.numerics.etd.CoupledLinear` ``[b or 1, H, W//2+1, C, C]``.
         """
 
     @abstractmethod
     def nonlinear_term(self, theta: np.ndarray, grid: Grid, dtype: torch.dtype,
                        device: torch.device) -> Nonlinear:
-        """``N̂`` for one group's θ rows: spectrum ``[b, C, H, W//2+1]`` in, same shape out."""
+        """``N̂`` for one group's θ rows: spectrum ``[b, C, H, W//2+1]`` in, same shape out.
+
+        May declare a keyword ``seeds`` (see the module docstring)."""
 
     @abstractmethod
     def rate_bound(self, theta: np.ndarray) -> np.ndarray:
         """``[b]`` bound ρ > 0 on the spectral radius of ``N``'s Jacobian over reachable
-        states, from each row alone."""
+        states, from each row alone. May declare a keyword ``seeds``."""
 
     @abstractmethod
     def default_dt(self, theta: np.ndarray) -> np.ndarray:
         """``[b]`` internal step for accuracy, from each row alone. Few distinct values keep
-        samples in few groups."""
+        samples in few groups. May declare a keyword ``seeds``."""
 
     def group_key(self, theta_row: np.ndarray) -> Hashable:
         """Samples with different keys are never integrated together (default: one key)."""
@@ -123,23 +172,28 @@ class SpectralSolver(Solver):
 
     # -- the step plan ---------------------------------------------------------------------------
 
-    def stability_limit(self, theta_row: np.ndarray) -> float:
-        """Largest stable internal step for one θ row and this solver's integrator."""
+    def stability_limit(self, theta_row: np.ndarray, seed: int | None = None) -> float:
+        """Largest stable internal step for one θ row (and its seed, for hooks that take
+        ``seeds``) and this solver's integrator."""
         row = np.asarray(theta_row, dtype=np.float64).reshape(1, -1)
-        return float(stability_limit(self.rate_bound(row), self.integrator)[0])
+        rho = _with_seeds(self.rate_bound, row, seeds=None if seed is None else [int(seed)])
+        return float(stability_limit(rho, self.integrator)[0])
 
     def steps_per_frame(self, theta_row: np.ndarray, frame_dt: float,
-                        internal_dt: float | None = None) -> tuple[int, float]:
+                        internal_dt: float | None = None,
+                        seed: int | None = None) -> tuple[int, float]:
         """``(n, dt)`` for one sample: ``n`` equal internal steps of ``dt`` per frame.
 
-        Raises :class:`SolverError` when ``internal_dt`` exceeds the sample's stability limit or
-        the frame needs more than :data:`MAX_STEPS_PER_FRAME` steps.
+        ``seed`` is the sample's seed, passed on to hooks that take ``seeds``. Raises
+        :class:`SolverError` when ``internal_dt`` exceeds the sample's stability limit or the
+        frame needs more than :data:`MAX_STEPS_PER_FRAME` steps.
         """
         row = np.asarray(theta_row, dtype=np.float64).reshape(1, -1)
-        limit = self.stability_limit(row)
+        limit = self.stability_limit(row, seed)
         if internal_dt is None:
             # The accuracy default, capped by the stability limit of a low-order integrator.
-            dt_max = min(float(self.default_dt(row)[0]), limit)
+            seeds = None if seed is None else [int(seed)]
+            dt_max = min(float(_with_seeds(self.default_dt, row, seeds=seeds)[0]), limit)
         else:
             dt_max = internal_dt
         if dt_max > limit:
@@ -185,9 +239,9 @@ class SpectralSolver(Solver):
         if not (math.isfinite(noise_amplitude) and noise_amplitude >= 0):
             raise SolverError(f"noise_amplitude must be finite and >= 0, got {noise_amplitude}")
         seed_list = None
-        if noise_amplitude > 0:
-            if seeds is None:
-                raise SolverError("noise_amplitude > 0 needs one seed per sample (seeds)")
+        if noise_amplitude > 0 and seeds is None:
+            raise SolverError("noise_amplitude > 0 needs one seed per sample (seeds)")
+        if seeds is not None:
             seed_list = [int(s) for s in torch.as_tensor(seeds).reshape(-1).tolist()]
             if len(seed_list) != u0.shape[0]:
                 raise SolverError(f"seeds has {len(seed_list)} entries for {u0.shape[0]} samples")
@@ -205,7 +259,9 @@ class SpectralSolver(Solver):
         theta, n_frames, frame_dt, internal_dt, sigma, seed_list = self._check(
             u0, params, n_frames, grid, frame_dt, seeds, noise_amplitude, internal_dt)
         b = u0.shape[0]
-        plan = [self.steps_per_frame(theta[i], frame_dt, internal_dt) for i in range(b)]
+        plan = [self.steps_per_frame(theta[i], frame_dt, internal_dt,
+                                     None if seed_list is None else seed_list[i])
+                for i in range(b)]
         out = torch.empty((b, n_frames + 1, *u0.shape[1:]), dtype=u0.dtype, device=u0.device)
         out[:, 0] = u0
         if n_frames == 0 or b == 0:
@@ -215,18 +271,20 @@ class SpectralSolver(Solver):
             groups.setdefault((self.group_key(theta[i]), *plan[i]), []).append(i)
         for (_, n_steps, dt), members in groups.items():
             idx = torch.tensor(members, dtype=torch.long, device=u0.device)
+            group_seeds = None if seed_list is None else [seed_list[i] for i in members]
             gens = None
-            if seed_list is not None:
-                gens = [torch.Generator().manual_seed(seed_list[i]) for i in members]
+            if sigma > 0:
+                gens = [torch.Generator().manual_seed(s) for s in group_seeds]
             traj = self._integrate(u0.index_select(0, idx), theta[members], n_frames, n_steps,
-                                   dt, grid, sigma, gens)
+                                   dt, grid, sigma, gens, group_seeds)
             out[:, 1:].index_copy_(0, idx, traj)
         return out
 
-    def _linear(self, theta: np.ndarray, grid: Grid) -> torch.Tensor | CoupledLinear:
+    def _linear(self, theta: np.ndarray, grid: Grid,
+                seeds: list[int] | None = None) -> torch.Tensor | CoupledLinear:
         """The group's linear part, kept once when every sample has the same one (the ETD
         coefficients are then computed once, from the same values each sample would give)."""
-        lin = self.linear_part(theta, grid)
+        lin = _with_seeds(self.linear_part, theta, grid, seeds=seeds)
         coupled = isinstance(lin, CoupledLinear)
         tensor = lin.matrix if coupled else lin
         batched = coupled or (torch.is_tensor(tensor) and tensor.ndim == 4)
@@ -235,13 +293,13 @@ class SpectralSolver(Solver):
             lin = CoupledLinear(tensor) if coupled else tensor
         return lin
 
-    def _integrate(self, u0, theta, n_frames, n_steps, dt, grid, sigma, gens):
+    def _integrate(self, u0, theta, n_frames, n_steps, dt, grid, sigma, gens, seeds=None):
         """Frames 1..n_frames of one group, ``[b, n_frames, C, H, W]``."""
         dtype, device = u0.dtype, u0.device
         shape = grid.shape
-        nonlinear = dealiased(self.nonlinear_term(theta, grid, dtype, device),
-                              dealiasing_mask(grid, self.dealiasing, device))
-        stepper = make_stepper(self.integrator, linear=self._linear(theta, grid), dt=dt,
+        term = _with_seeds(self.nonlinear_term, theta, grid, dtype, device, seeds=seeds)
+        nonlinear = dealiased(term, dealiasing_mask(grid, self.dealiasing, device))
+        stepper = make_stepper(self.integrator, linear=self._linear(theta, grid, seeds), dt=dt,
                                nonlinear=nonlinear, dtype=dtype, device=device)
         frames = torch.empty((u0.shape[0], n_frames, *u0.shape[1:]), dtype=dtype, device=device)
         x = u0
