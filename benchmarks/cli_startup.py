@@ -4,8 +4,11 @@ Each command runs ``--runs`` times in a fresh interpreter (``python -m noa_platf
 the ``noa`` script does); the median wall time is reported with the minimum and maximum, and
 whether the command imported torch (checked once per command with ``-X importtime``).
 
-    python benchmarks/cli_startup.py --runs 7
+    OMP_NUM_THREADS=1 python benchmarks/cli_startup.py --runs 7
     NOA_PLUGINS= python benchmarks/cli_startup.py   # the core alone, no domain plugin
+
+No command here should import torch (about a second on its own); tests/test_cli_startup.py
+checks that for the listing commands with every installed plugin, without timing anything.
 """
 
 from __future__ import annotations

@@ -33,49 +33,59 @@ Degenerate statistics are defined, never NaN: for a constant field (zeros includ
 skewness, excess kurtosis, anisotropy, entropy and every spectral feature are 0; for a
 one-frame trajectory trends, rates, settling and drifts are 0. Every feature is finite for
 finite input and has a finite gradient (:mod:`.safe_math`).
+
+Names are importable without torch: the families', statistics' and columns' names are in
+:mod:`.names`, and the computing functions are imported on first use (PEP 562). The core
+registers the families (:func:`builtin_extractors`, in :mod:`noa_platform.builtins`) with
+extract functions that import :mod:`.families` only when called, so discovering plugins
+(``noa plugins list``) does not load torch.
 """
 
 from __future__ import annotations
 
-from noa_platform.api import FeatureExtractorSpec
-from noa_platform.features.families import (
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from noa_platform.features.names import (
     FAMILIES,
+    FIELD_STATISTICS,
     SUMMARY_STATISTICS,
     TEMPORAL_STATISTICS,
-    extract_features,
     feature_names,
-    initial_features,
-    summary_features,
-    temporal_features,
 )
-from noa_platform.features.safe_math import sanitize
-from noa_platform.features.statistics import FIELD_STATISTICS
+
+#: Public names imported on first use -> module that defines them. The computing functions
+#: need torch; ``builtin_extractors`` is defined with the core's other registrations.
+_EXPORTS = {
+    "builtin_extractors": "noa_platform.builtins",
+    "extract_features": "noa_platform.features.families",
+    "initial_features": "noa_platform.features.families",
+    "summary_features": "noa_platform.features.families",
+    "temporal_features": "noa_platform.features.families",
+    "sanitize": "noa_platform.features.safe_math",
+}
+
+if TYPE_CHECKING:
+    from noa_platform.builtins import builtin_extractors
+    from noa_platform.features.families import (
+        extract_features,
+        initial_features,
+        summary_features,
+        temporal_features,
+    )
+    from noa_platform.features.safe_math import sanitize
 
 
-def builtin_extractors() -> list[FeatureExtractorSpec]:
-    """The three core families as specs for the ``noa_feature_extractors`` hook."""
-    names = feature_names()
-    return [
-        FeatureExtractorSpec(
-            family="initial",
-            extract=initial_features,
-            names=names["initial"],
-            description="statistics of the initial condition, pooled over channels",
-        ),
-        FeatureExtractorSpec(
-            family="summary",
-            extract=summary_features,
-            names=names["summary"],
-            description="evolution of the rollout (trends, spectra, correlations, settling)",
-        ),
-        FeatureExtractorSpec(
-            family="temporal",
-            extract=temporal_features,
-            names=names["temporal"],
-            temporal=True,
-            description="per-frame statistics [B, T+1, D], pooled over channels",
-        ),
-    ]
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 __all__ = [

@@ -1,10 +1,15 @@
 """The three core feature families, computed from a trajectory batch ``[B, T+1, C, H, W]``.
 
 * INITIAL ``[B, D_i]``: statistics of the initial condition ``traj[:, 0]``
-  (:data:`~noa_platform.features.statistics.FIELD_STATISTICS`).
+  (:data:`~noa_platform.features.names.FIELD_STATISTICS`).
 * TEMPORAL ``[B, T+1, D_t]``: cheap statistics of every frame
-  (:data:`TEMPORAL_STATISTICS`), plus the rate of change from the previous frame.
-* SUMMARY ``[B, D_s]``: how the rollout evolves (:data:`SUMMARY_STATISTICS`).
+  (:data:`~noa_platform.features.names.TEMPORAL_STATISTICS`), plus the rate of change from
+  the previous frame.
+* SUMMARY ``[B, D_s]``: how the rollout evolves
+  (:data:`~noa_platform.features.names.SUMMARY_STATISTICS`).
+
+The statistics' names and the column names live in :mod:`noa_platform.features.names`, which
+needs no torch, so the families can be registered without importing this module.
 
 Each is computed per channel and pooled over channels (channel mean, then channel max), so
 the columns and their names do not depend on ``C``, ``H``, ``W`` or ``T``.
@@ -29,61 +34,10 @@ from noa_platform.features.dynamics import (
     time_std,
     time_trend,
 )
-from noa_platform.features.pooling import pool_channels, pooled_names
+from noa_platform.features.names import BAND_NAMES, FIELD_STATISTICS, FRAME_STATISTICS
+from noa_platform.features.pooling import pool_channels
 from noa_platform.features.safe_math import sanitize
-from noa_platform.features.spectra import BAND_NAMES
-from noa_platform.features.statistics import (
-    FIELD_STATISTICS,
-    FRAME_STATISTICS,
-    FieldAnalysis,
-    analyse_fields,
-)
-
-FAMILIES = ("initial", "summary", "temporal")
-
-#: Per-frame statistics of the TEMPORAL family; ``rate`` is the relative change from the
-#: previous frame (0 at frame 0).
-TEMPORAL_STATISTICS = (*FRAME_STATISTICS, "rate")
-
-#: Per-channel statistics of the SUMMARY family. ``level`` = time mean, ``trend`` = slope
-#: over normalized time τ ∈ [0, 1], ``variability`` = time std, ``change`` = last − first
-#: (for the log-amplitudes ``std`` and ``gradient_rms`` this is a log ratio), ``final`` =
-#: value at the last frame. ``autocorr.*``: correlation of frames 1, T/4, T/2 and T apart.
-#: ``rate.*``: relative rate of change; ``settling_fraction``: share of the horizon before the
-#: rate falls under 10 % of its first value. ``*_drift``: relative change of the spatial mean
-#: and of the mean square between the first and last frame.
-SUMMARY_STATISTICS = (
-    "std.level",
-    "std.trend",
-    "std.variability",
-    "std.change",
-    "gradient_rms.level",
-    "gradient_rms.trend",
-    "gradient_rms.change",
-    "spectral_centroid.level",
-    "spectral_centroid.trend",
-    "spectral_centroid.change",
-    *(f"{band}.level" for band in BAND_NAMES),
-    *(f"{band}.final" for band in BAND_NAMES),
-    "autocorr.lag1",
-    "autocorr.lag_quarter",
-    "autocorr.lag_half",
-    "autocorr.initial_final",
-    "rate.level",
-    "rate.final",
-    "settling_fraction",
-    "mean_drift",
-    "energy_drift",
-)
-
-INITIAL_NAMES = pooled_names("initial", FIELD_STATISTICS)
-SUMMARY_NAMES = pooled_names("summary", SUMMARY_STATISTICS)
-TEMPORAL_NAMES = pooled_names("temporal", TEMPORAL_STATISTICS)
-
-
-def feature_names() -> dict[str, tuple[str, ...]]:
-    """Column names of every family (a fresh dict; the tuples are constants)."""
-    return {"initial": INITIAL_NAMES, "summary": SUMMARY_NAMES, "temporal": TEMPORAL_NAMES}
+from noa_platform.features.statistics import FieldAnalysis, analyse_fields
 
 
 def as_trajectory(traj: Tensor) -> Tensor:

@@ -12,15 +12,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: Reductions over channels, in column order (all ``chan_mean`` columns, then ``chan_max``).
-CHANNEL_POOLS = ("chan_mean", "chan_max")
+# The pools' names and the column names they give (``CHANNEL_POOLS``, ``pooled_names``) are in
+# :mod:`noa_platform.features.names`, which registering the families reads without torch.
 
 
 def pool_channels(x: Tensor) -> Tensor:
     """``[..., C, K] -> [..., 2K]``: channel mean of every column, then channel max."""
     return torch.cat([x.mean(dim=-2), x.amax(dim=-2)], dim=-1)
 
-
-def pooled_names(family: str, statistics: tuple[str, ...]) -> tuple[str, ...]:
-    """Column names matching :func:`pool_channels`: ``"<family>.<statistic>.<pool>"``."""
-    return tuple(f"{family}.{stat}.{pool}" for pool in CHANNEL_POOLS for stat in statistics)

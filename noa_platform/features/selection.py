@@ -18,13 +18,14 @@ import torch
 
 from noa_platform.api import FeatureExtractorSpec
 from noa_platform.errors import PluginError
+from noa_platform.features.names import FAMILIES
 
 if TYPE_CHECKING:
     from noa_platform.config import RunConfig
     from noa_platform.plugins import PluginRegistry
 
 #: The core's families, in the order :func:`~noa_platform.features.extract_features` returns.
-BUILTIN_FAMILIES = ("initial", "summary", "temporal")
+BUILTIN_FAMILIES = FAMILIES
 
 
 @dataclass(frozen=True)

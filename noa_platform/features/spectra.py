@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from noa_platform.features.names import BAND_NAMES
 from noa_platform.features.safe_math import resolvable, safe_div, safe_log, safe_sqrt
 
 #: Floor added to shell energy fractions before taking logs (spectral slope). It bounds the
@@ -41,9 +42,8 @@ SLOPE_FLOOR = 1e-10
 DOMINANT_SHARPNESS = 8
 #: Width of the sigmoid that ends the autocorrelation integral at its first zero crossing.
 CORRELATION_SOFTNESS = 0.02
-#: Band edges as fractions of k_max: (low | mid | high).
+#: Band edges as fractions of k_max: (low | mid | high), named by ``names.BAND_NAMES``.
 BAND_EDGES = (0.25, 0.5)
-BAND_NAMES = ("band_low", "band_mid", "band_high")
 
 
 @dataclass(frozen=True)

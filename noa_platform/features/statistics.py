@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from noa_platform.features.names import BAND_NAMES
 from noa_platform.features.safe_math import (
     eps_of,
     magnitude_floor,
@@ -38,7 +39,6 @@ from noa_platform.features.safe_math import (
     tiny_of,
 )
 from noa_platform.features.spectra import (
-    BAND_NAMES,
     Spectrum,
     correlation_length,
     dominant_wavelength,
@@ -139,44 +139,6 @@ def histogram_entropy(y: Tensor, low: Tensor, high: Tensor, bins: int = HISTOGRA
     return torch.where(spread, entropy, torch.zeros_like(entropy))
 
 
-#: Per-frame statistics (TEMPORAL family and the SUMMARY time series), in column order.
-FRAME_STATISTICS = (
-    "mean",
-    "std",
-    "gradient_rms",
-    "spectral_centroid",
-    *BAND_NAMES,
-)
-
-#: Statistics of the initial condition (INITIAL family), in column order.
-#:
-#: * amplitudes, as ``sign(x) log(1 + |x|)``: ``mean``, ``std``, ``min``, ``max``, ``range``,
-#:   ``gradient_rms`` (rms of ``|∇u|``, the root of the gradient energy, per domain length);
-#: * distribution shape: ``skewness``, ``kurtosis`` (excess), ``histogram_entropy`` (``[0, 1]``);
-#: * spectrum (scale-invariant): ``spectral_centroid`` and ``spectral_bandwidth`` (cycles per
-#:   domain), ``spectral_slope`` (log-log), ``dominant_wavelength`` and
-#:   ``correlation_length`` (fractions of the domain), ``band_low/mid/high`` (energy fractions);
-#: * geometry: ``anisotropy`` (``[0, 1]``, 1 = parallel stripes).
-FIELD_STATISTICS = (
-    "mean",
-    "std",
-    "skewness",
-    "kurtosis",
-    "min",
-    "max",
-    "range",
-    "gradient_rms",
-    "anisotropy",
-    "spectral_centroid",
-    "spectral_bandwidth",
-    "spectral_slope",
-    "dominant_wavelength",
-    "correlation_length",
-    "histogram_entropy",
-    *BAND_NAMES,
-)
-
-
 @dataclass
 class FieldAnalysis:
     """Everything computed for fields ``[..., H, W]``; kept so callers can reuse pieces."""
@@ -193,9 +155,10 @@ class FieldAnalysis:
 def analyse_fields(u: Tensor, extended: bool = False) -> FieldAnalysis:
     """Statistics of fields ``u [..., H, W]``.
 
-    The cheap set (:data:`FRAME_STATISTICS`) is always computed; ``extended`` adds the rest of
-    :data:`FIELD_STATISTICS` (higher moments, extremes, anisotropy, slope, dominant
-    wavelength, correlation length, histogram entropy).
+    The cheap set (:data:`~noa_platform.features.names.FRAME_STATISTICS`) is always computed;
+    ``extended`` adds the rest of :data:`~noa_platform.features.names.FIELD_STATISTICS`
+    (higher moments, extremes, anisotropy, slope, dominant wavelength, correlation length,
+    histogram entropy).
 
     On the hot path (every frame of a trajectory) this is two reductions for the scale, one
     division, one FFT and one small matrix product: the variance, gradients and anisotropy

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from noa_platform.api import ArchitectureSpec, Domain
+
+# The u-afno spec (and its name) is registered from the torch-free builtins module: listing
+# plugins must not import this one. Re-exported here, where callers have always found them.
+from noa_platform.builtins import U_AFNO, builtin_architectures  # noqa: F401
 from noa_platform.errors import PluginError
 from noa_platform.models.checks import ArchitectureConfigError
 from noa_platform.models.uafno import UAFNO
 
 if TYPE_CHECKING:
     from noa_platform.plugins import PluginRegistry
-
-U_AFNO = "u-afno"
 
 #: The shape of the domain, supplied by the caller rather than by the architecture config.
 _DOMAIN_KEYWORDS = frozenset({"channels", "n_params", "resolution", "field_channels"})
@@ -121,20 +123,6 @@ def build_domain_architecture(
     return build_architecture(domain.architecture_config(config),
                               channels=len(domain.channels),
                               n_params=domain.parameter_space.dim, registry=registry)
-
-
-def builtin_architectures() -> list[ArchitectureSpec]:
-    """The architectures the core registers through its own ``noa_architectures`` hook."""
-    return [
-        ArchitectureSpec(
-            name=U_AFNO,
-            factory=make_u_afno,
-            description=(
-                "θ-conditioned U-Net (circular padding, GroupNorm, FiLM) with AFNO spectral "
-                "mixing at the bottleneck; residual update u_{t+1} = u_t + Δ"
-            ),
-        )
-    ]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+import functools
+from typing import TYPE_CHECKING
 
 from noa_platform.api import Channel, Domain, Grid, Invariant, ParameterSpace
 from noa_reaction_diffusion.initial_conditions import INITIAL_CONDITIONS
 from noa_reaction_diffusion.kinetics import PARAMETER_SPACE
-from noa_reaction_diffusion.solver import ReactionDiffusionSolver
+
+# This module is imported whenever plugins are discovered (`noa domains list` included), so it
+# and what it imports keep torch out of module level: the solver is built on first use and
+# torch is imported inside the functions that compute.
+if TYPE_CHECKING:
+    import torch
+
+    from noa_reaction_diffusion.solver import ReactionDiffusionSolver
 
 
 def _channel_mean(channel: int):
@@ -95,5 +103,10 @@ class ReactionDiffusion(Domain):
 
     default_architecture = {"name": "u-afno"}
 
-    def __init__(self) -> None:
-        self.solver = ReactionDiffusionSolver()
+    @functools.cached_property
+    def solver(self) -> ReactionDiffusionSolver:
+        # Built on first use: its module imports torch and the core's numerics (about a
+        # second), which listing or describing the domain does not need.
+        from noa_reaction_diffusion.solver import ReactionDiffusionSolver
+
+        return ReactionDiffusionSolver()

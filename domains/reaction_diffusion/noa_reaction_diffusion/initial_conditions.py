@@ -15,15 +15,15 @@ family's features have the same physical size at 32² and 128².
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from noa_platform.api import Grid, InitialCondition
-from noa_platform.numerics.random_fields import (
-    gaussian_blobs,
-    gaussian_random_field,
-    multiscale_field,
-    random_sinusoids,
-)
+
+# The families are registered when plugins are discovered and sampled only when data is
+# generated: torch and the core's random fields are imported inside the functions, so that
+# listing domains does not import torch (see domain.py).
+if TYPE_CHECKING:
+    import torch
 
 #: Std of the per-channel perturbation added to every family.
 PERTURBATION = 0.01
@@ -32,6 +32,8 @@ PERTURBATION = 0.01
 def _concentrations(activation: torch.Tensor, grid: Grid, generator: torch.Generator
                     ) -> torch.Tensor:
     """``[n, 1, H, W]`` activation in ``[0, 1]`` to ``[n, 2, H, W]`` ``(u, v)`` in ``[0, 1]``."""
+    import torch
+
     n = activation.shape[0]
     noise = PERTURBATION * torch.randn((n, 2, *grid.shape), generator=generator,
                                        dtype=torch.float64)
@@ -41,6 +43,8 @@ def _concentrations(activation: torch.Tensor, grid: Grid, generator: torch.Gener
 
 
 def _from_normalized(field: torch.Tensor, grid: Grid, generator: torch.Generator) -> torch.Tensor:
+    import torch
+
     # A steep sigmoid of a zero-mean, unit-std field: about half the area is seeded, with
     # fronts a fraction of the field's correlation length wide.
     return _concentrations(torch.sigmoid(3.0 * field), grid, generator)
@@ -48,12 +52,16 @@ def _from_normalized(field: torch.Tensor, grid: Grid, generator: torch.Generator
 
 def grf(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
     """Gaussian random field, correlation length 8 grid cells, spectral slope 4."""
+    from noa_platform.numerics.random_fields import gaussian_random_field
+
     g = gaussian_random_field(n, grid, generator, length_scale=8.0 * grid.spacing[0], slope=4.0)
     return _from_normalized(g, grid, generator)
 
 
 def multiscale(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
     """Sum of GRFs at 24, 8 and 3 grid cells: large seeded regions with fine texture."""
+    from noa_platform.numerics.random_fields import multiscale_field
+
     d = grid.spacing[0]
     g = multiscale_field(n, grid, generator, length_scales=(24.0 * d, 8.0 * d, 3.0 * d),
                          weights=(1.0, 0.6, 0.3))
@@ -62,12 +70,16 @@ def multiscale(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
 
 def sinusoids(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
     """Three random periodic plane waves of up to 3 wavelengths across the domain."""
+    from noa_platform.numerics.random_fields import random_sinusoids
+
     g = random_sinusoids(n, grid, generator, n_modes=3, max_mode=3)
     return _from_normalized(g, grid, generator)
 
 
 def blobs(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
     """Round seeds: periodic Gaussian bumps of width 2–5 cells, about one per 400 cells."""
+    from noa_platform.numerics.random_fields import gaussian_blobs
+
     d = grid.spacing[0]
     count = max(2, round(grid.shape[0] * grid.shape[1] / 400))
     g = gaussian_blobs(n, grid, generator, n_blobs=count, width=(2.0 * d, 5.0 * d),
@@ -81,6 +93,8 @@ def random_squares(n: int, grid: Grid, generator: torch.Generator) -> torch.Tens
     Inside a square ``(u, v) = (1/2, 1/4)``: the classic start from which Gray–Scott patterns
     (spots, stripes, solitons, chaos) grow or into which they decay.
     """
+    import torch
+
     h, w = grid.shape
     dy, dx = grid.spacing
     max_squares = max(1, round(h * w / 256))

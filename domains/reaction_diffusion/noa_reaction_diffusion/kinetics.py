@@ -45,11 +45,16 @@ frames and then coarsen slowly (relative change ~1% per frame by frame 32).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from noa_platform.api import CategoricalParameter, LinearParameter, ParameterSpace
+
+# θ and the laws are read when plugins are discovered; torch only when a solver runs, so it is
+# imported inside the methods that build tensors (see domain.py).
+if TYPE_CHECKING:
+    import torch
 
 KINETICS = ("gray-scott", "fitzhugh-nagumo")
 
@@ -124,6 +129,8 @@ class GrayScott(Kinetics):
         return np.maximum(1.0 + f + 0.5, 1.0 + np.maximum(0.5, f + k))
 
     def coefficients(self, theta, dtype, device):
+        import torch
+
         def col(i):
             return torch.as_tensor(theta[:, i], dtype=torch.float64).to(dtype).to(
                 device).reshape(-1, 1, 1)
@@ -155,6 +162,8 @@ class FitzHughNagumo(Kinetics):
         return np.maximum((3.0 * 1.5**2 - 1.0 + 1.0) / self.T, 2.0 / (tau * self.T))
 
     def coefficients(self, theta, dtype, device):
+        import torch
+
         def col(x):
             return torch.as_tensor(x, dtype=torch.float64).to(dtype).to(device).reshape(-1, 1, 1)
         return {"kappa": col(theta[:, COL_KAPPA]),
