@@ -393,3 +393,142 @@ def test_static_field_generator_is_seeded_and_independent_of_the_noise_stream():
                   torch.Generator().manual_seed(7)):     # the noise's generator
         b = torch.randn(64, generator=other, dtype=torch.float64)
         assert abs(float((a * b).mean())) < 0.5 and not torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# State-dependent steps (a CFL-type limit of the current state, per frame and per sample)
+# --------------------------------------------------------------------------------------------
+
+
+class Riccati(SpectralSolver):
+    """``u_t = u²`` pointwise, no linear part: ``u(t) = u0 / (1 − u0 t)``, which blows up at
+    ``t = 1/u0``. The state's limit is ``scale / max|u|`` (the Jacobian's rate is ``2|u|``).
+    One channel, so transforms go through the batch-stable FFT helpers."""
+
+    name = "test-riccati"
+    channels = 1
+    parameter_space = ParameterSpace([LinearParameter("a", "", low=0.0, high=1.0)])
+
+    def __init__(self, scale=0.1, default=10.0):
+        super().__init__()
+        self.scale, self.default = scale, default
+
+    def linear_part(self, theta, grid):
+        return torch.zeros((1, 1, 1, 1), dtype=torch.float64)
+
+    def nonlinear_term(self, theta, grid, dtype, device):
+        from noa_platform.numerics.spectral import batch_stable_irfft2, batch_stable_rfft2
+
+        shape = tuple(grid.shape)
+        return lambda u_hat: batch_stable_rfft2(batch_stable_irfft2(u_hat, shape) ** 2)
+
+    def rate_bound(self, theta):
+        return np.full(len(theta), 1e-9)
+
+    def default_dt(self, theta):
+        return np.full(len(theta), self.default)
+
+    def state_step_limit(self, x, theta, grid):
+        peak = float(x.abs().max())
+        return np.array([self.scale / peak if peak > 0 else math.inf])
+
+
+def _riccati_u0(amplitudes, dtype=torch.float64):
+    return torch.tensor(amplitudes, dtype=dtype).reshape(-1, 1, 1, 1).expand(-1, 1, 8, 8).clone()
+
+
+def _spy_steps(monkeypatch):
+    """Record ``(batch size, dt)`` of every stepper the template builds."""
+    import noa_platform.numerics.template as template
+
+    built = []
+    real = template.make_stepper
+
+    def spy(integrator, *, linear, dt, nonlinear, dtype, device):
+        built.append(dt)
+        return real(integrator, linear=linear, dt=dt, nonlinear=nonlinear, dtype=dtype,
+                    device=device)
+
+    monkeypatch.setattr(template, "make_stepper", spy)
+    return built
+
+
+def test_ladder_of_step_counts():
+    from noa_platform.numerics.template import ladder_steps
+
+    assert [ladder_steps(n) for n in (0, 1, 7, 8, 9, 11, 16, 17, 33, 100)] == [
+        1, 1, 7, 8, 10, 12, 16, 20, 40, 112]
+    assert all(n <= ladder_steps(n) <= 1.25 * n for n in range(9, 5000))
+
+
+def test_state_dependent_plan_follows_the_solution(monkeypatch):
+    grid = Grid((8, 8), (2 * math.pi, 2 * math.pi))
+    built = _spy_steps(monkeypatch)
+    solver = Riccati()
+    assert solver.state_dependent_steps and not Diffusion().state_dependent_steps
+    th = torch.full((1, 1), 0.5, dtype=torch.float64)
+    traj = solver.rollout(_riccati_u0([0.5]), th, 6, grid=grid, frame_dt=0.25)
+    t = 0.25 * torch.arange(7, dtype=torch.float64)
+    exact = 0.5 / (1 - 0.5 * t)
+    err = (traj[0, :, 0, 0, 0] - exact).abs() / exact
+    assert float(err.max()) <= 5e-6            # measured 3.0e-6 (u grows from 0.5 to 2)
+    # Steps shrink as u grows: dt <= 0.7 · 0.1 / u at every frame's start.
+    steps = [round(0.25 / dt) for dt in built]
+    assert steps == sorted(steps) and steps[0] < steps[-1]
+    for f, dt in enumerate(built):
+        assert dt <= 0.7 * 0.1 / float(exact[f]) + 1e-15
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_state_dependent_plan_is_bit_identical_alone_and_in_a_batch(dtype):
+    grid = Grid((8, 8), (2 * math.pi, 2 * math.pi))
+    u0 = _riccati_u0([0.5, 0.05, 0.3, 0.5], dtype)
+    u0[3] += 0.01 * torch.randn((1, 8, 8), generator=torch.Generator().manual_seed(1),
+                                dtype=torch.float64).to(dtype)
+    th = torch.full((4, 1), 0.5, dtype=torch.float64)
+    kw = {"grid": grid, "frame_dt": 0.25, "seeds": [1, 2, 3, 4], "noise_amplitude": 1e-3}
+    batch = Riccati().rollout(u0, th, 5, **kw)
+    for i in range(4):
+        alone = Riccati().rollout(u0[i:i + 1], th[i:i + 1], 5, grid=grid, frame_dt=0.25,
+                                  seeds=[i + 1], noise_amplitude=1e-3)
+        assert torch.equal(alone[0], batch[i]), i
+
+
+def test_a_frame_whose_end_state_needs_a_smaller_step_is_redone():
+    """u0 = 0.5, limit 2.5/(2u) = 2.5 at the start: one step of 1.5 is planned, but u(1.5) = 2
+    allows only 0.625, so the frame is redone with ceil(1.5/(0.7 · 0.625)) = 4 steps — the
+    same bits as asking for 4 steps outright."""
+    grid = Grid((8, 8), (2 * math.pi, 2 * math.pi))
+    th = torch.full((1, 1), 0.5, dtype=torch.float64)
+    solver = Riccati(scale=1.25)
+    redone = solver.rollout(_riccati_u0([0.5]), th, 1, grid=grid, frame_dt=1.5)
+    four = solver.rollout(_riccati_u0([0.5]), th, 1, grid=grid, frame_dt=1.5, internal_dt=0.375)
+    one = Riccati(scale=1e9).rollout(_riccati_u0([0.5]), th, 1, grid=grid, frame_dt=1.5)
+    assert torch.equal(redone, four) and not torch.equal(redone, one)
+
+
+def test_blow_up_under_state_dependent_steps_is_one_clear_error():
+    """u0 = 1 blows up at t = 1, inside frame 4 of 0.25: refused, never stored as NaN."""
+    grid = Grid((8, 8), (2 * math.pi, 2 * math.pi))
+    th = torch.full((1, 1), 0.5, dtype=torch.float64)
+    with pytest.raises(SolverError, match=r"^test-riccati: (.* )?frame 4 .*θ = \[0.5\]") as info:
+        Riccati().rollout(_riccati_u0([1.0]), th, 6, grid=grid, frame_dt=0.25)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("size", [16, 24])
+def test_batch_stable_fft_gives_a_lone_transform_the_bits_it_has_in_a_batch(size):
+    """torch's CPU FFT takes another path for a single transform (measured: [1, 1, 16, 16]
+    differs in the last bits from the same slice inside [3, 1, 16, 16]); the helpers don't."""
+    from noa_platform.numerics.spectral import batch_stable_irfft2, batch_stable_rfft2
+
+    g = torch.Generator().manual_seed(3)
+    for dtype in (torch.float32, torch.float64):
+        x = torch.randn((5, 1, size, size), generator=g, dtype=torch.float64).to(dtype)
+        spec = batch_stable_rfft2(x)
+        assert torch.equal(spec, torch.fft.rfft2(x))           # batches pass straight through
+        back = batch_stable_irfft2(spec, (size, size))
+        for i in range(5):
+            assert torch.equal(batch_stable_rfft2(x[i:i + 1]), spec[i:i + 1])
+            assert torch.equal(batch_stable_rfft2(x[i, 0]), spec[i, 0])
+            assert torch.equal(batch_stable_irfft2(spec[i:i + 1], (size, size)), back[i:i + 1])

@@ -21,7 +21,9 @@ Conventions (public helpers):
 * velocity from a stream function ψ is ``(u, v) = (∂ψ/∂y, −∂ψ/∂x)``, with ``u`` the ``x``
   component and ``v`` the ``y`` component; then ``∂u/∂x + ∂v/∂y = 0`` and the vorticity
   ``∂v/∂x − ∂u/∂y = −Δψ``, so ``Δψ = −ω`` gives back ``ω``;
-* dealiasing is a named rule, ``"none"`` or ``"2/3"`` (Orszag): :func:`dealiasing_mask`.
+* dealiasing is a named rule, ``"none"`` or ``"2/3"`` (Orszag): :func:`dealiasing_mask`;
+* :func:`batch_stable_rfft2` / :func:`batch_stable_irfft2` give a transform the same bits
+  whatever else is in its batch (the CPU FFT takes another code path for a single transform).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from noa_platform.api import Grid
 
 __all__ = [
     "DEALIASING_RULES",
+    "batch_stable_irfft2",
+    "batch_stable_rfft2",
     "dealias_mask",
     "dealiasing_mask",
     "derivative_symbol",
@@ -218,3 +222,35 @@ def dealias_mask(grid: Grid, fraction: float = 2.0 / 3.0,
     ny, nx = integer_frequencies(grid, device)
     h, w = grid.shape
     return (ny.abs() <= fraction * (h / 2)) & (nx.abs() <= fraction * (w / 2))
+
+
+def _single_transform(x: torch.Tensor) -> bool:
+    return x.ndim >= 2 and math.prod(x.shape[:-2]) == 1
+
+
+def batch_stable_rfft2(x: torch.Tensor) -> torch.Tensor:
+    """``torch.fft.rfft2(x)`` whose result for each ``[H, W]`` slice does not depend on how
+    many other slices ``x`` holds.
+
+    PyTorch's CPU FFT (pocketfft) runs a lone transform through another code path than a batch
+    of two or more, and the last bits differ (measured with torch 2.13: a ``[1, 1, 16, 16]``
+    field against the same field inside ``[3, 1, 16, 16]``, float32 and float64). A single
+    slice is therefore transformed as a pair with itself. Slices of a batch of two or more are
+    already transformed one by one with the batched path, so they are passed straight through
+    (a solver with two or more channels never takes the extra copy).
+    """
+    if not _single_transform(x):
+        return torch.fft.rfft2(x)
+    flat = x.reshape(1, *x.shape[-2:])
+    out = torch.fft.rfft2(torch.cat([flat, flat]))[:1]
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def batch_stable_irfft2(x_hat: torch.Tensor, s: tuple[int, int]) -> torch.Tensor:
+    """``torch.fft.irfft2(x_hat, s=s)`` with the same per-slice bits in any batch (see
+    :func:`batch_stable_rfft2`)."""
+    if not _single_transform(x_hat):
+        return torch.fft.irfft2(x_hat, s=s)
+    flat = x_hat.reshape(1, *x_hat.shape[-2:])
+    out = torch.fft.irfft2(torch.cat([flat, flat]), s=s)[:1]
+    return out.reshape(*x_hat.shape[:-2], *out.shape[-2:])

@@ -13,7 +13,10 @@ library composes a stepper from a linear operator, a nonlinear function and an i
 * :meth:`~SpectralSolver.default_dt` — the internal step accuracy asks for;
 * :attr:`~SpectralSolver.dealiasing` — ``"none"`` or ``"2/3"``;
 * optionally :meth:`~SpectralSolver.group_key` (samples whose nonlinear term has a different
-  form, e.g. another reaction law, must not share a group) and :meth:`~SpectralSolver.label`.
+  form, e.g. another reaction law, must not share a group) and :meth:`~SpectralSolver.label`;
+* optionally :meth:`~SpectralSolver.state_step_limit` — the largest stable internal step for a
+  sample's *current* state (a CFL limit), for physics whose stiffness depends on the solution
+  (advection); see "State-dependent steps" below.
 
 The template owns the rest: input checks, the per-sample step plan, grouping samples that share
 it, seeded noise, the frame loop, non-finite detection and bit-exact batch independence.
@@ -35,11 +38,28 @@ or the caller's ``internal_dt`` (refused above ``margin/ρ``); a frame of ``fram
 :data:`MAX_STEPS_PER_FRAME`. Samples with the same ``(group_key, n, dt)`` are integrated
 together.
 
+State-dependent steps (only for a solver that overrides :meth:`~SpectralSolver.state_step_limit`;
+every other solver runs exactly as above). Each frame of each sample is planned from that
+sample's own state at the start of the frame (after its noise kick): with ``s`` the state's
+limit, the frame takes ``n = max(n_θ, ladder(ceil(frame_dt / (STATE_PLAN_FRACTION · s))))``
+equal steps, ``n_θ`` being the θ plan above (so ``internal_dt`` and ``default_dt`` still cap
+the step) and ``ladder`` rounding up to 1..8, 10, 12, 14, 16, 20, 24, ... (four values per
+octave, so samples share few step counts and batch well). After the frame the end state's
+limit is checked too: a sample whose step exceeds it (the flow sped up within the frame by
+more than the 1/STATE_PLAN_FRACTION headroom), or whose state became non-finite, redoes the
+frame from its start state with a smaller step — ``STATE_PLAN_FRACTION`` of the smaller of the
+two limits, at least the next ladder value (twice the steps when non-finite) — up to
+:data:`MAX_FRAME_RETRIES` times; then, or past :data:`MAX_STEPS_PER_FRAME`, the rollout stops
+with a one-line :class:`SolverError` naming the sample's θ and the frame. The limit is
+computed one sample at a time, so a sample's plan never depends on its batch-mates; samples
+are integrated together per frame when they share ``(group_key, n)``.
+
 Bit-exact batch independence: a sample's trajectory is the same bits alone or in any batch, on
 one device and dtype, because (i) its plan depends on its θ only; (ii) ETD coefficients of a
 per-sample linear part are computed one sample at a time, and when all samples of a group share
 the linear part it is computed once from the same values; (iii) spectra are multiplied by
-coefficients with real elementwise arithmetic, and the FFTs act per transform; (iv) noise comes
+coefficients with real elementwise arithmetic, and the FFTs act per transform (a lone transform
+is taken as a pair: :func:`~noa_platform.numerics.spectral.batch_stable_rfft2`); (iv) noise comes
 from one CPU generator per sample. A domain keeps this by making its nonlinear term elementwise
 per sample (no reductions over the batch) with per-sample scalars broadcast as ``[b, 1, 1]``.
 
@@ -63,14 +83,26 @@ from noa_platform.api import Grid, ParameterSpace, Solver, check_initial_state
 from noa_platform.errors import SolverError
 from noa_platform.numerics.etd import INTEGRATORS, CoupledLinear, make_stepper
 from noa_platform.numerics.nonlinear import Nonlinear, dealiased
-from noa_platform.numerics.spectral import DEALIASING_RULES, dealiasing_mask
+from noa_platform.numerics.spectral import (
+    DEALIASING_RULES,
+    batch_stable_irfft2,
+    batch_stable_rfft2,
+    dealiasing_mask,
+)
 from noa_platform.numerics.stability import stability_limit
 
-__all__ = ["MAX_STEPS_PER_FRAME", "SpectralSolver", "static_field_generator"]
+__all__ = ["MAX_FRAME_RETRIES", "MAX_STEPS_PER_FRAME", "STATE_PLAN_FRACTION", "SpectralSolver",
+           "ladder_steps", "static_field_generator"]
 
 #: More internal steps per frame than this is a request the solver refuses rather than
 #: silently spending hours on (e.g. ``frame_dt`` in the wrong units).
 MAX_STEPS_PER_FRAME = 100_000
+
+#: A frame under a state-dependent step is planned with this fraction of the start state's
+#: limit, so that the limit may fall by 30 % within the frame before the frame is redone.
+STATE_PLAN_FRACTION = 0.7
+#: How many times a frame is redone with a smaller step before the rollout gives up.
+MAX_FRAME_RETRIES = 4
 
 #: The stream :func:`static_field_generator` derives from a sample's seed (the noise uses the
 #: seed itself).
@@ -105,6 +137,19 @@ def _with_seeds(method: Callable, *args, seeds: list[int] | None):
     if _accepts_seeds(method):
         return method(*args, seeds=seeds)
     return method(*args)
+
+
+def ladder_steps(n: int) -> int:
+    """The smallest step count ``>= n`` in 1..8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...
+
+    Four values per octave: a state-dependent plan wastes at most 25 % of the steps and
+    samples with similar states share a step count (and so a batch).
+    """
+    n = max(1, int(n))
+    if n <= 8:
+        return n
+    p = 1 << (n.bit_length() - 3)
+    return -(-n // p) * p
 
 
 class SpectralSolver(Solver):
@@ -169,6 +214,23 @@ class SpectralSolver(Solver):
     def label(self, theta_row: np.ndarray) -> str:
         """How errors name the solver for this sample (default :attr:`name`)."""
         return self.name
+
+    def state_step_limit(self, x: torch.Tensor, theta: np.ndarray, grid: Grid) -> np.ndarray:
+        """Optional: the largest stable internal step ``[1]`` for one sample's current state.
+
+        ``x`` is the physical state ``[1, C, H, W]`` (the run's dtype and device), ``theta`` its
+        row ``[1, P]``; return a positive float64 array (``inf`` where the state sets no limit,
+        e.g. at rest). May declare a keyword ``seeds``. Overriding it switches the solver to
+        per-frame, per-sample step plans (module docstring, "State-dependent steps"); the
+        default raises :class:`NotImplementedError` and is never called.
+        """
+        raise NotImplementedError
+
+    @property
+    def state_dependent_steps(self) -> bool:
+        """Whether this solver plans its steps from the state (overrides
+        :meth:`state_step_limit`)."""
+        return type(self).state_step_limit is not SpectralSolver.state_step_limit
 
     # -- the step plan ---------------------------------------------------------------------------
 
@@ -254,7 +316,8 @@ class SpectralSolver(Solver):
         """Integrate ``n_frames`` frames of ``frame_dt``; see :class:`~noa_platform.api.Solver`.
 
         ``internal_dt`` caps the internal step (default: the domain's :meth:`default_dt`); it is
-        refused when it exceeds a sample's stability limit.
+        refused when it exceeds a sample's stability limit. Under state-dependent steps the
+        state's limit may lower the step below it, frame by frame.
         """
         theta, n_frames, frame_dt, internal_dt, sigma, seed_list = self._check(
             u0, params, n_frames, grid, frame_dt, seeds, noise_amplitude, internal_dt)
@@ -265,6 +328,10 @@ class SpectralSolver(Solver):
         out = torch.empty((b, n_frames + 1, *u0.shape[1:]), dtype=u0.dtype, device=u0.device)
         out[:, 0] = u0
         if n_frames == 0 or b == 0:
+            return out
+        if self.state_dependent_steps:
+            self._rollout_state_steps(out, u0, theta, n_frames, frame_dt, plan, grid, sigma,
+                                      seed_list)
             return out
         groups: dict[tuple, list[int]] = {}
         for i in range(b):
@@ -303,15 +370,15 @@ class SpectralSolver(Solver):
                                nonlinear=nonlinear, dtype=dtype, device=device)
         frames = torch.empty((u0.shape[0], n_frames, *u0.shape[1:]), dtype=dtype, device=device)
         x = u0
-        u_hat = torch.fft.rfft2(x)
+        u_hat = batch_stable_rfft2(x)
         for f in range(n_frames):
             if gens is not None:
                 kick = torch.stack([torch.randn(tuple(u0.shape[1:]), generator=g,
                                                 dtype=torch.float64) for g in gens])
                 x = x + (sigma * kick).to(dtype=dtype, device=device)
-                u_hat = torch.fft.rfft2(x)
+                u_hat = batch_stable_rfft2(x)
             u_hat = stepper.advance(u_hat, n_steps)
-            x = torch.fft.irfft2(u_hat, s=shape)
+            x = batch_stable_irfft2(u_hat, shape)
             frames[:, f] = x
             if not bool(torch.isfinite(x).all()):
                 # Never hand back a NaN: name the sample's θ and where it broke instead.
@@ -320,4 +387,130 @@ class SpectralSolver(Solver):
                     f"{self.label(theta[bad])}: the solution became non-finite in frame {f + 1} "
                     f"(θ = {theta[bad].tolist()}); lower internal_dt or noise_amplitude"
                 )
+        return frames
+
+    # -- state-dependent steps -------------------------------------------------------------------
+
+    def _rollout_state_steps(self, out, u0, theta, n_frames, frame_dt, plan, grid, sigma,
+                             seed_list):
+        """Frames 1..n_frames into ``out`` under per-frame, per-sample plans (one stepper per
+        sample set and step count, grouped by :meth:`group_key` only)."""
+        groups: dict[Hashable, list[int]] = {}
+        for i in range(u0.shape[0]):
+            groups.setdefault(self.group_key(theta[i]), []).append(i)
+        for members in groups.values():
+            idx = torch.tensor(members, dtype=torch.long, device=u0.device)
+            group_seeds = None if seed_list is None else [seed_list[i] for i in members]
+            gens = None
+            if sigma > 0:
+                gens = [torch.Generator().manual_seed(s) for s in group_seeds]
+            traj = self._integrate_state_steps(
+                u0.index_select(0, idx), theta[members], n_frames, frame_dt,
+                [plan[i][0] for i in members], grid, sigma, gens, group_seeds)
+            out[:, 1:].index_copy_(0, idx, traj)
+
+    def _state_limit(self, x_row: torch.Tensor, theta_row: np.ndarray, grid: Grid,
+                     seed: int | None) -> float:
+        """The state's step limit for one sample (NaN when the state is not finite)."""
+        if not bool(torch.isfinite(x_row).all()):
+            return math.nan
+        value = _with_seeds(self.state_step_limit, x_row, theta_row[None], grid,
+                            seeds=None if seed is None else [seed])
+        value = float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+        if not value > 0:  # NaN or <= 0: the domain's bound is unusable for this state
+            return math.nan
+        return value
+
+    def _integrate_state_steps(self, u0, theta, n_frames, frame_dt, n_theta, grid, sigma, gens,
+                               seeds):
+        """Frames 1..n_frames of one group, ``[b, n_frames, C, H, W]``, each frame of each
+        sample planned from its own state (see the module docstring)."""
+        dtype, device = u0.dtype, u0.device
+        shape = grid.shape
+        b = u0.shape[0]
+        mask = dealiasing_mask(grid, self.dealiasing, device)
+        steppers: dict[tuple, object] = {}
+
+        def stepper(rows: tuple[int, ...], n: int):
+            key = (rows, n)
+            if key not in steppers:
+                if len(steppers) >= 64:  # sample sets change as flows evolve: bound the cache
+                    steppers.clear()
+                th = theta[list(rows)]
+                sd = None if seeds is None else [seeds[i] for i in rows]
+                term = _with_seeds(self.nonlinear_term, th, grid, dtype, device, seeds=sd)
+                steppers[key] = make_stepper(
+                    self.integrator, linear=self._linear(th, grid, sd), dt=frame_dt / n,
+                    nonlinear=dealiased(term, mask), dtype=dtype, device=device)
+            return steppers[key]
+
+        def seed_of(i):
+            return None if seeds is None else seeds[i]
+
+        def needed(limit: float) -> int:
+            """Steps for a step of at most STATE_PLAN_FRACTION · limit (1 when unlimited)."""
+            if not math.isfinite(limit):
+                return 1
+            return math.ceil(frame_dt / (STATE_PLAN_FRACTION * limit) * (1.0 - 1e-12))
+
+        def steps_for(i: int, n_state: int, limit: float, f: int) -> int:
+            n = max(n_theta[i], ladder_steps(n_state))
+            if n > MAX_STEPS_PER_FRAME:
+                raise SolverError(
+                    f"{self.label(theta[i])}: frame {f + 1} needs {n} internal steps for the "
+                    f"state's step limit {limit:.3g}, more than {MAX_STEPS_PER_FRAME} "
+                    f"(θ = {theta[i].tolist()})")
+            return n
+
+        frames = torch.empty((b, n_frames, *u0.shape[1:]), dtype=dtype, device=device)
+        x = u0
+        u_hat = batch_stable_rfft2(x)
+        limits = [self._state_limit(x[i:i + 1], theta[i], grid, seed_of(i)) for i in range(b)]
+        for f in range(n_frames):
+            if gens is not None:
+                kick = torch.stack([torch.randn(tuple(u0.shape[1:]), generator=g,
+                                                dtype=torch.float64) for g in gens])
+                x = x + (sigma * kick).to(dtype=dtype, device=device)
+                u_hat = batch_stable_rfft2(x)
+                limits = [self._state_limit(x[i:i + 1], theta[i], grid, seed_of(i))
+                          for i in range(b)]
+            steps = [steps_for(i, needed(limits[i]), limits[i], f) for i in range(b)]
+            new_hat = torch.empty_like(u_hat)
+            new_x = torch.empty_like(x)
+            end = [math.nan] * b
+            pending = list(range(b))
+            for attempt in range(MAX_FRAME_RETRIES + 1):
+                by_steps: dict[int, list[int]] = {}
+                for i in pending:
+                    by_steps.setdefault(steps[i], []).append(i)
+                for n, rows in by_steps.items():
+                    idx = torch.tensor(rows, dtype=torch.long, device=device)
+                    adv = stepper(tuple(rows), n).advance(u_hat.index_select(0, idx), n)
+                    new_hat.index_copy_(0, idx, adv)
+                    new_x.index_copy_(0, idx, batch_stable_irfft2(adv, shape))
+                rejected = []
+                for i in pending:
+                    end[i] = self._state_limit(new_x[i:i + 1], theta[i], grid, seed_of(i))
+                    if not frame_dt / steps[i] <= end[i]:  # also rejects NaN (non-finite)
+                        rejected.append(i)
+                if not rejected:
+                    break
+                if attempt == MAX_FRAME_RETRIES:
+                    i = rejected[0]
+                    what = ("the solution became non-finite" if math.isnan(end[i]) else
+                            f"the state's step limit fell to {end[i]:.3g} within the frame")
+                    raise SolverError(
+                        f"{self.label(theta[i])}: {what} in frame {f + 1} even at "
+                        f"{steps[i]} internal steps of {frame_dt / steps[i]:.3g} "
+                        f"(θ = {theta[i].tolist()}); lower frame_dt or noise_amplitude")
+                for i in rejected:
+                    if math.isnan(end[i]):
+                        n_state, limit = 2 * steps[i], limits[i]
+                    else:
+                        limit = min(limits[i], end[i])
+                        n_state = max(needed(limit), steps[i] + 1)
+                    steps[i] = steps_for(i, n_state, limit, f)
+                pending = rejected
+            u_hat, x, limits = new_hat, new_x, end
+            frames[:, f] = x
         return frames
