@@ -1,8 +1,10 @@
 """The heterogeneous wave speed ``c(x)``: a smooth random field drawn from a sample's seed.
 
 Definition. ``c(x) = c̄ (1 + a tanh g(x))`` (θ columns ``c``, ``speed_amplitude``), where ``g`` is
-a smooth stationary Gaussian random field with correlation function ``exp(−r² / (2ℓ²))``
-(``ℓ = correlation_length``), normalised to unit variance::
+a smooth stationary Gaussian random field with the Gaussian spectrum of the correlation
+function ``exp(−r² / (2ℓ²))`` (``ℓ = correlation_length``) on the periodic box, without its mean
+mode — so its correlation is ``Σ_{n≠0} F_n² cos(k_n·r) / Σ_{n≠0} F_n²``, the periodic, zero-mean
+version of that Gaussian — normalised to unit variance::
 
     g(x) = Σ_n F_n (A_n cos(φ_n(x)) + B_n sin(φ_n(x))) / sqrt(Σ_n F_n²),
     φ_n(x) = 2π (n_y y / L_y + n_x x / L_x),   F_n = exp(−ℓ² |k_n|² / 4),   k_n = 2π n / L,
