@@ -9,12 +9,12 @@ medium of another speed splits into a main part and a weaker counter-propagating
 
 Families:
 
-* ``gaussian-pulse`` — 1 to 3 Gaussian bumps of width 0.06–0.12 at rest (``u_t = 0``): each
+* ``gaussian-pulse`` — 1 to 3 Gaussian bumps of width 0.08–0.15 at rest (``u_t = 0``): each
   splits into outgoing rings;
-* ``plane-waves`` — 1 to 3 plane waves of wave vector ``2π n`` (``1 <= |n_i| <= 4``),
+* ``plane-waves`` — 1 to 3 plane waves of wave vector ``2π n`` (``|n_i| <= 3``, not both 0),
   travelling: ``u = A cos(k·x + φ)``, ``u_t = C_REF |k| A sin(k·x + φ)``;
-* ``random-field`` — smooth Gaussian random fields (correlation length 0.15) for ``u`` and,
-  independently, ``u_t / (C_REF · 2π/0.15)``.
+* ``random-field`` — smooth Gaussian random fields (correlation length 0.25) for ``u`` and,
+  independently, ``u_t / (C_REF · 2π/0.25)``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _coordinates(grid: Grid):
 
 
 def gaussian_pulse(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
-    """1 to 3 Gaussian pulses of width 0.06–0.12 at rest (u_t = 0)."""
+    """1 to 3 Gaussian pulses of width 0.08–0.15 at rest (u_t = 0)."""
     import torch
 
     (ly, lx) = grid.extent
@@ -53,7 +53,7 @@ def gaussian_pulse(n: int, grid: Grid, generator: torch.Generator) -> torch.Tens
         sign = torch.randint(0, 2, (count,), generator=generator).to(torch.float64) * 2 - 1
         for j in range(count):
             cy, cx = float(p[j, 0]) * ly, float(p[j, 1]) * lx
-            width = 0.06 + 0.06 * float(p[j, 2])
+            width = 0.08 + 0.07 * float(p[j, 2])
             amp = float(sign[j]) * (0.5 + 0.5 * float(p[j, 3]))
             d_y = y - cy
             d_x = x - cx
@@ -64,7 +64,7 @@ def gaussian_pulse(n: int, grid: Grid, generator: torch.Generator) -> torch.Tens
 
 
 def plane_waves(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
-    """1 to 3 travelling plane waves with 1 to 4 wavelengths across the domain."""
+    """1 to 3 travelling plane waves with up to 3 wavelengths across the domain per axis."""
     import torch
 
     (ly, lx) = grid.extent
@@ -72,7 +72,7 @@ def plane_waves(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
     out = torch.zeros((n, 2, *grid.shape), dtype=torch.float64)
     for i in range(n):
         count = int(torch.randint(1, 4, (1,), generator=generator))
-        modes = torch.randint(-4, 5, (count, 2), generator=generator).to(torch.float64)
+        modes = torch.randint(-3, 4, (count, 2), generator=generator).to(torch.float64)
         p = torch.rand((count, 2), generator=generator, dtype=torch.float64)
         for j in range(count):
             ny, nx = float(modes[j, 0]), float(modes[j, 1])
@@ -87,11 +87,11 @@ def plane_waves(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
 
 
 def random_field(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
-    """Smooth Gaussian random fields (correlation length 0.15) for u and u_t."""
+    """Smooth Gaussian random fields (correlation length 0.25) for u and u_t."""
     from noa_platform.numerics.random_fields import gaussian_random_field
 
-    fields = gaussian_random_field(n, grid, generator, length_scale=0.15, slope=6.0, channels=2)
-    fields[:, 1] *= C_REF * 2 * math.pi / 0.15
+    fields = gaussian_random_field(n, grid, generator, length_scale=0.25, slope=6.0, channels=2)
+    fields[:, 1] *= C_REF * 2 * math.pi / 0.25
     return fields
 
 

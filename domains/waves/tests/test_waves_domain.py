@@ -68,7 +68,7 @@ def test_domain_attributes():
     assert [(c.name, c.role, c.rate_of) for c in d.channels] == [("u", "state", None),
                                                                   ("u_t", "rate", "u")]
     assert d.grid == Grid((64, 64), (1.0, 1.0), True) and d.grid_scaling == "extent"
-    assert d.frame_dt == 0.05
+    assert d.frame_dt == 0.02
     assert d.parameter_space.names == ("c", "speed_amplitude", "correlation_length", "gamma")
     assert set(d.initial_conditions) == {"gaussian-pulse", "plane-waves", "random-field"}
     assert d.invariants["energy"].conserved_under == {"gamma": 0.0}
