@@ -138,6 +138,9 @@ class MNOConfig(StrictModel):
         description="architecture name and its settings (validated by the architecture); "
         "empty keys fall back to the domain's default_architecture",
     )
+    increment_cutoff: float | None = Field(
+        None, gt=0, le=1, description="low-pass the predicted increment: keep Fourier modes "
+        "with |k| <= cutoff * k_max (k_max = half the grid side); none = no filter")
 
 
 class TrainingConfig(StrictModel):

@@ -228,3 +228,28 @@ def test_operator_predicts_a_scaled_increment():
     # Without increment statistics the wrapper is the plain normalized map.
     plain = trainer_module.NeuralOperator(Shift(), mean, std)
     torch.testing.assert_close(plain(u, None), u + std.view(1, 2, 1, 1))
+
+
+def test_increment_cutoff_removes_exactly_the_modes_above_it():
+    # An architecture whose increment is one plane wave per shell of |k| = 1..8 on a 16² grid
+    # (k_max = 8): the cutoff 0.5 keeps |k| <= 4, the rest must vanish from the increment and
+    # the kept waves must pass unchanged; the state's own high modes are not touched.
+    n = 16
+    x = torch.arange(n, dtype=torch.float64) * 2 * torch.pi / n
+    waves = {k: torch.cos(k * x)[None, :].expand(n, n) for k in range(1, 9)}
+
+    class Waves(torch.nn.Module):
+        def forward(self, z, theta):
+            return z + sum(waves.values()).to(z.dtype)
+
+    one, zero = torch.ones(1), torch.zeros(1)
+    u = torch.randn(2, 1, n, n, dtype=torch.float64)
+    op = trainer_module.NeuralOperator(Waves(), zero, one, one, increment_cutoff=0.5).double()
+    inc = op(u, None) - u
+    expected = sum(waves[k] for k in range(1, 5))
+    torch.testing.assert_close(inc, expected.expand_as(inc), rtol=0, atol=1e-13)
+    unfiltered = trainer_module.NeuralOperator(Waves(), zero, one, one).double()
+    torch.testing.assert_close(unfiltered(u, None) - u, sum(waves.values()).expand_as(u),
+                               rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="increment_cutoff"):
+        trainer_module.NeuralOperator(Waves(), zero, one, one, increment_cutoff=1.5)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noa_platform.models.conditioning import MaybeFiLM
-from noa_platform.models.unet import num_groups
+from noa_platform.models.unet import make_norm
 
 
 def clamp_modes(modes: int, height: int, width: int) -> tuple[int, int]:
@@ -159,17 +159,18 @@ class AFNOBlock(nn.Module):
         modes: int = 16,
         sparsity: float = 0.01,
         mlp_ratio: int = 2,
+        norm: str = "group",
     ) -> None:
         super().__init__()
         if mlp_ratio < 1:
             raise ValueError(f"mlp_ratio must be >= 1, got {mlp_ratio}")
-        self.norm1 = nn.GroupNorm(num_groups(channels), channels)
+        self.norm1 = make_norm(norm, channels)
         self.film1 = MaybeFiLM(cond_dim, channels)
         self.filter = AFNOSpectralFilter(
             channels, num_blocks=num_blocks, hidden_factor=hidden_factor, modes=modes,
             sparsity=sparsity,
         )
-        self.norm2 = nn.GroupNorm(num_groups(channels), channels)
+        self.norm2 = make_norm(norm, channels)
         self.film2 = MaybeFiLM(cond_dim, channels)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, channels * mlp_ratio, 1),

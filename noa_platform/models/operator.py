@@ -15,6 +15,14 @@ them at unit scale keeps the first step's output from being dominated by the ide
 error of a one-step forecast starts where persistence is, not where a random field is. With
 ``inc_std = std`` the wrapper is the plain normalized map ``u_next = mean + std · a``.
 
+Optionally the increment is low-pass filtered (``increment_cutoff = c``: Fourier modes with
+``|k| > c · k_max`` are removed, ``k_max`` = half the smaller side). Dissipative physics keeps
+almost no energy near the grid scale, and nothing in a network's pointwise layers stops it from
+adding some at every step: measured on the quick reaction-diffusion preset, an unfiltered
+U-AFNO's rollouts carry 17× the true energy in the top shells after 8 steps and 50× after 32,
+which barely moves VRMSE (those shells hold 1e-5 of the variance) but swamps the log-scaled
+spectral features the tokenizer reads. The filter is the MNO's version of the 2/3 rule.
+
 The statistics are buffers, so they travel with the state dict.
 """
 
@@ -30,9 +38,13 @@ class NeuralOperator(nn.Module):
     """``(u [B, C, H, W], θ [B, P]) -> u_next [B, C, H, W]`` in physical units."""
 
     def __init__(self, architecture: nn.Module, mean: torch.Tensor, std: torch.Tensor,
-                 inc_std: torch.Tensor | None = None):
+                 inc_std: torch.Tensor | None = None, increment_cutoff: float | None = None):
         super().__init__()
+        if increment_cutoff is not None and not 0 < increment_cutoff <= 1:
+            raise ValueError(f"increment_cutoff must be in (0, 1], got {increment_cutoff}")
         self.architecture = architecture
+        self.increment_cutoff = increment_cutoff
+        self._masks: dict[tuple, torch.Tensor] = {}
         self.register_buffer("mean", mean.reshape(1, -1, 1, 1).clone())
         self.register_buffer("std", std.reshape(1, -1, 1, 1).clone())
         inc = std if inc_std is None else inc_std
@@ -41,8 +53,23 @@ class NeuralOperator(nn.Module):
     def normalize(self, u: torch.Tensor) -> torch.Tensor:
         return (u - self.mean) / self.std
 
+    def _lowpass_mask(self, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """``[H, W//2+1]`` 1 where ``|k| <= cutoff · k_max``, else 0 (cached per grid)."""
+        key = (*shape, str(device))
+        if key not in self._masks:
+            h, w = shape
+            ky = torch.fft.fftfreq(h, 1.0 / h, dtype=torch.float64)[:, None]
+            kx = torch.fft.rfftfreq(w, 1.0 / w, dtype=torch.float64)[None, :]
+            limit = self.increment_cutoff * (min(h, w) // 2)
+            self._masks[key] = ((kx**2 + ky**2).sqrt() <= limit + 1e-9).to(device)
+        return self._masks[key]
+
     def _step(self, u: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return u + self.inc_std * (a - z)
+        inc = a - z
+        if self.increment_cutoff is not None and self.increment_cutoff < 1:
+            mask = self._lowpass_mask(tuple(inc.shape[-2:]), inc.device)
+            inc = torch.fft.irfft2(torch.fft.rfft2(inc) * mask, s=inc.shape[-2:])
+        return u + self.inc_std * inc
 
     def forward_with_latent(self, u: torch.Tensor, theta: torch.Tensor
                             ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,14 @@ from noa_platform.models.checks import (
     grid_size_problem,
 )
 from noa_platform.models.conditioning import ThetaEmbedding
-from noa_platform.models.unet import DecoderLevel, Downsample, NormFiLMAct, ResBlock, periodic_conv
+from noa_platform.models.unet import (
+    NORMS,
+    DecoderLevel,
+    Downsample,
+    NormFiLMAct,
+    ResBlock,
+    periodic_conv,
+)
 
 #: The head's initial weights are the default init times this: Δ starts small (u_{t+1} ≈ u_t)
 #: but not zero, so every upstream parameter gets a gradient on the very first batch.
@@ -57,6 +64,8 @@ class UAFNO(nn.Module):
         softshrink λ of the spectral MLP.
     cond_dim : width of the θ embedding fed to every FiLM layer.
     mlp_ratio : hidden width multiplier of the AFNO blocks' channel MLP.
+    norm : ``"group"`` (GroupNorm in every block) or ``"none"``; see :mod:`.unet` for why a
+        domain whose patterns decay may want the second.
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class UAFNO(nn.Module):
         sparsity: float = 0.01,
         cond_dim: int = 64,
         mlp_ratio: int = 2,
+        norm: str = "group",
     ) -> None:
         super().__init__()
         _check_int("channels", channels, 1)
@@ -90,6 +100,8 @@ class UAFNO(nn.Module):
         _check_int("mlp_ratio", mlp_ratio, 1)
         if not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool) or sparsity < 0:
             raise ArchitectureConfigError(f"sparsity must be a number >= 0, got {sparsity!r}")
+        if norm not in NORMS:
+            raise ArchitectureConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
         widths = [base_channels * 2**i for i in range(levels + 1)]
         if widths[-1] % num_blocks:
             raise ArchitectureConfigError(
@@ -113,25 +125,26 @@ class UAFNO(nn.Module):
             "base_channels": base_channels, "levels": levels, "modes": modes,
             "afno_blocks": afno_blocks, "num_blocks": num_blocks, "hidden_factor": hidden_factor,
             "sparsity": float(sparsity), "cond_dim": cond_dim, "mlp_ratio": mlp_ratio,
+            "norm": norm,
         }
 
         film_dim = cond_dim if n_params > 0 else None
         self.theta_embed = ThetaEmbedding(n_params, cond_dim) if n_params > 0 else None
         self.lift = periodic_conv(channels + field_channels, widths[0])
-        self.encoder = nn.ModuleList(ResBlock(w, film_dim) for w in widths[:-1])
+        self.encoder = nn.ModuleList(ResBlock(w, film_dim, norm) for w in widths[:-1])
         self.downs = nn.ModuleList(Downsample(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.bottleneck = nn.ModuleList(
             AFNOBlock(
                 widths[-1], film_dim, num_blocks=num_blocks, hidden_factor=hidden_factor,
-                modes=modes, sparsity=sparsity, mlp_ratio=mlp_ratio,
+                modes=modes, sparsity=sparsity, mlp_ratio=mlp_ratio, norm=norm,
             )
             for _ in range(afno_blocks)
         )
         # Deepest level first, so iteration order matches the decoder's data flow.
         self.decoder = nn.ModuleList(
-            DecoderLevel(widths[i + 1], widths[i], film_dim) for i in reversed(range(levels))
+            DecoderLevel(widths[i + 1], widths[i], film_dim, norm) for i in reversed(range(levels))
         )
-        self.head_act = NormFiLMAct(widths[0], film_dim)
+        self.head_act = NormFiLMAct(widths[0], film_dim, norm)
         self.head = periodic_conv(widths[0], channels, kernel_size=1)
         with torch.no_grad():
             self.head.weight.mul_(OUT_INIT_SCALE)

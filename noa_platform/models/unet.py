@@ -3,7 +3,15 @@
 All spatial convolutions pad circularly because every field on the platform lives on a periodic
 grid: zero padding would invent a wall at the domain edge and make the operator position-dependent.
 Normalisation is GroupNorm (batch-size independent, so a rollout of one sample behaves like a
-batch of many) followed by FiLM and GELU.
+batch of many) followed by FiLM and GELU, or no normalisation at all (``norm="none"``).
+
+Why "none" exists: GroupNorm divides each sample's features by their own spatial spread, so a
+field with fluctuations of 1e-3 and one with fluctuations of 1 produce the same normalised
+pattern, and a block's output no longer knows how large its input's structure was. For
+dynamics that decay to a uniform state (a third of Gray–Scott samples) the operator then
+amplifies the residue of a pattern that should be vanishing into a pattern of full size.
+Without normalisation the network is equivariant to nothing but what its weights learn, like
+neuraloperator's FNO.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from noa_platform.models.conditioning import MaybeFiLM
 
 #: Upper bound on GroupNorm groups; channel counts here are powers of two times the base width.
 MAX_GROUPS = 8
+#: The ``norm`` choices of the convolutional and AFNO blocks.
+NORMS = ("group", "none")
 
 
 def num_groups(channels: int, max_groups: int = MAX_GROUPS) -> int:
@@ -24,6 +34,15 @@ def num_groups(channels: int, max_groups: int = MAX_GROUPS) -> int:
         if channels % g == 0:
             return g
     return 1
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """GroupNorm for ``"group"``, the identity for ``"none"`` (see the module docstring)."""
+    if kind == "group":
+        return nn.GroupNorm(num_groups(channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}")
 
 
 def periodic_conv(c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -42,11 +61,11 @@ def periodic_conv(c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1) 
 
 
 class NormFiLMAct(nn.Module):
-    """``GELU(FiLM(GroupNorm(x), e))`` on ``x [B, C, H, W]``."""
+    """``GELU(FiLM(norm(x), e))`` on ``x [B, C, H, W]``."""
 
-    def __init__(self, channels: int, cond_dim: int | None) -> None:
+    def __init__(self, channels: int, cond_dim: int | None, norm: str = "group") -> None:
         super().__init__()
-        self.norm = nn.GroupNorm(num_groups(channels), channels)
+        self.norm = make_norm(norm, channels)
         self.film = MaybeFiLM(cond_dim, channels)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
@@ -56,11 +75,11 @@ class NormFiLMAct(nn.Module):
 class ResBlock(nn.Module):
     """Pre-activation residual block ``x + conv(act(conv(act(x))))`` on ``[B, C, H, W]``."""
 
-    def __init__(self, channels: int, cond_dim: int | None) -> None:
+    def __init__(self, channels: int, cond_dim: int | None, norm: str = "group") -> None:
         super().__init__()
-        self.act1 = NormFiLMAct(channels, cond_dim)
+        self.act1 = NormFiLMAct(channels, cond_dim, norm)
         self.conv1 = periodic_conv(channels, channels)
-        self.act2 = NormFiLMAct(channels, cond_dim)
+        self.act2 = NormFiLMAct(channels, cond_dim, norm)
         self.conv2 = periodic_conv(channels, channels)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
@@ -101,11 +120,12 @@ class DecoderLevel(nn.Module):
     ``x [B, C_in, H, W]``, ``skip [B, C_out, 2H, 2W]`` -> ``[B, C_out, 2H, 2W]``.
     """
 
-    def __init__(self, c_in: int, c_out: int, cond_dim: int | None) -> None:
+    def __init__(self, c_in: int, c_out: int, cond_dim: int | None, norm: str = "group"
+                 ) -> None:
         super().__init__()
         self.up = Upsample(c_in, c_out)
         self.fuse = periodic_conv(2 * c_out, c_out, kernel_size=1)
-        self.block = ResBlock(c_out, cond_dim)
+        self.block = ResBlock(c_out, cond_dim, norm)
 
     def forward(
         self, x: torch.Tensor, skip: torch.Tensor, emb: torch.Tensor | None

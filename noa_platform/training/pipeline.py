@@ -154,7 +154,8 @@ class Pipeline:
         torch.manual_seed(self.config.training.seed)
         arch = build_domain_architecture(self.domain, self.config.mno.architecture,
                                          registry=self.registry)
-        return NeuralOperator(arch, *train.statistics())
+        return NeuralOperator(arch, *train.statistics(),
+                              increment_cutoff=self.config.mno.increment_cutoff)
 
     def train_mno(self, ds: DatasetFile, tokenizer: Any, resume: str | os.PathLike | None
                   ) -> NeuralOperator:
