@@ -50,7 +50,7 @@ class Waves(Domain):
             },
             "mno": {"architecture": {"width": 24, "depth": 2, "cond_dim": 32,
                                      "symbol_width": 64}},
-            "training": {"epochs": 30, "batch_size": 16, "lr": 3e-3, "warmup_steps": 50,
+            "training": {"epochs": 20, "batch_size": 16, "lr": 3e-3, "warmup_steps": 50,
                          "windows_per_sample": 2, "bptt_window": 4, "start_at_zero": 0.1,
                          "early_stop_patience": 10},
         },

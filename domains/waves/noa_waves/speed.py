@@ -58,7 +58,7 @@ def solver_seed(sample_seed: int) -> int:
 def _modes() -> np.ndarray:
     """``[M, 2]`` integer wave vectors ``(n_y, n_x)`` of one half-plane, fixed order."""
     r = MODE_RADIUS
-    out = [(ny, nx) for nx in range(0, r + 1) for ny in range(-r, r + 1)
+    out = [(ny, nx) for nx in range(r + 1) for ny in range(-r, r + 1)
            if (nx > 0 or ny > 0) and ny * ny + nx * nx <= r * r]
     return np.array(out, dtype=np.float64)
 
