@@ -15,7 +15,7 @@ from noa_platform.api import Channel, Domain, Grid
 _PRESET_BOX = {"forcing": (1.0, 4.0)}
 #: The quick preset's 32² grid resolves only the more viscous, more weakly forced part of the
 #: box (the resolution measurement in docs/fluids.md).
-_QUICK_BOX = {"nu": (0.05, 0.1), "forcing": (0.5, 2.0)}
+_QUICK_BOX = {"nu": (0.05, 0.1), "forcing": (0.5, 1.5)}
 
 _IC_WEIGHTS = {"gaussian-random-field": 0.3, "multiscale": 0.3, "vortices": 0.2, "shear": 0.2}
 
