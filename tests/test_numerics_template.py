@@ -439,7 +439,7 @@ def _riccati_u0(amplitudes, dtype=torch.float64):
 
 def _spy_steps(monkeypatch):
     """Record ``(batch size, dt)`` of every stepper the template builds."""
-    import noa_platform.numerics.template as template
+    from noa_platform.numerics import template
 
     built = []
     real = template.make_stepper

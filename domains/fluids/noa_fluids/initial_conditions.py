@@ -12,7 +12,6 @@ torch is imported inside the functions: importing this module does not load it.
 
 from __future__ import annotations
 
-
 from noa_platform.api import Grid, InitialCondition
 
 #: Root-mean-square speed of every initial condition (the forcing then sets the flow's own).

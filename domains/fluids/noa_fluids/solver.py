@@ -23,6 +23,13 @@ import math
 import numpy as np
 import torch
 
+from noa_fluids.parameters import (
+    COL_ALPHA,
+    COL_FORCING,
+    COL_FORCING_K,
+    COL_NU,
+    PARAMETER_SPACE,
+)
 from noa_platform.api import Grid
 from noa_platform.numerics.nonlinear import Nonlinear
 from noa_platform.numerics.spectral import (
@@ -35,13 +42,6 @@ from noa_platform.numerics.spectral import (
 )
 from noa_platform.numerics.stability import STABILITY_MARGIN
 from noa_platform.numerics.template import SpectralSolver
-from noa_fluids.parameters import (
-    COL_ALPHA,
-    COL_FORCING,
-    COL_FORCING_K,
-    COL_NU,
-    PARAMETER_SPACE,
-)
 
 __all__ = ["FluidsSolver", "cfl_rate", "forcing_field", "velocity"]
 

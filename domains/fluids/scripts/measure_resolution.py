@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 import torch
-
 from noa_fluids.diagnostics import cutoff_shell, decades_at_cutoff, enstrophy_spectrum
 from noa_fluids.domain import Fluids
 from noa_fluids.invariants import energy
+
 from noa_platform.config import domain_config
 from noa_platform.data.simulate import simulate
 

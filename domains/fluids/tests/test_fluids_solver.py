@@ -166,7 +166,7 @@ def test_the_courant_number_stays_inside_the_stability_margin():
 
 
 def test_each_frame_respects_the_cfl_limit_of_its_own_state(monkeypatch):
-    import noa_platform.numerics.template as template
+    from noa_platform.numerics import template
 
     built = []
     real = template.make_stepper
