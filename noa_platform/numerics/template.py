@@ -31,6 +31,9 @@ calls hooks without the keyword exactly as before. ``rollout`` validates ``seeds
 per sample) whenever it is given, not only with noise. The same seed also seeds the noise; draw
 static fields from :func:`static_field_generator` (an independent stream) so the field and the
 kicks are not correlated. :func:`noa_platform.data.simulate.simulate` always passes per-sample seeds.
+Likewise :meth:`~SpectralSolver.rate_bound` and :meth:`~SpectralSolver.default_dt` may declare
+a keyword ``grid`` to receive the rollout's grid (a wave's fastest frequency is the speed times
+the largest resolved wavenumber).
 
 Step plan. For each sample alone, ``dt_max = min(default_dt, margin/ρ)`` from its own θ row,
 or the caller's ``internal_dt`` (refused above ``margin/ρ``); a frame of ``frame_dt`` is
@@ -122,21 +125,25 @@ def static_field_generator(seed: int, stream: int = 0) -> torch.Generator:
                                          & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def _accepts_seeds(method: Callable) -> bool:
-    """Whether a hook declares the optional ``seeds`` keyword (or takes ``**kwargs``)."""
+#: Keywords a hook may declare to receive; hooks that do not declare one are called without it.
+OPTIONAL_HOOK_KEYWORDS = ("seeds", "grid")
+
+
+def _declared(method: Callable, keyword: str) -> bool:
+    """Whether a hook declares the optional ``keyword`` (or takes ``**kwargs``)."""
     try:
         params = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == "seeds" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    return any(p.name == keyword and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
                or p.kind is p.VAR_KEYWORD for p in params)
 
 
-def _with_seeds(method: Callable, *args, seeds: list[int] | None):
-    """``method(*args, seeds=seeds)`` when it accepts seeds, else ``method(*args)``."""
-    if _accepts_seeds(method):
-        return method(*args, seeds=seeds)
-    return method(*args)
+def _call_hook(method: Callable, *args, **optional):
+    """``method(*args, **optional)``, passing only the optional keywords (``seeds``, and
+    ``grid`` for the planning hooks) that the hook declares."""
+    return method(*args, **{k: v for k, v in optional.items()
+                            if k in OPTIONAL_HOOK_KEYWORDS and _declared(method, k)})
 
 
 def ladder_steps(n: int) -> int:
@@ -200,12 +207,14 @@ class SpectralSolver(Solver):
     @abstractmethod
     def rate_bound(self, theta: np.ndarray) -> np.ndarray:
         """``[b]`` bound ρ > 0 on the spectral radius of ``N``'s Jacobian over reachable
-        states, from each row alone. May declare a keyword ``seeds``."""
+        states, from each row alone. May declare the keywords ``seeds`` and ``grid`` (the
+        rollout's grid, for a bound that grows with the resolved wavenumbers; ``None`` when a
+        caller plans without one)."""
 
     @abstractmethod
     def default_dt(self, theta: np.ndarray) -> np.ndarray:
         """``[b]`` internal step for accuracy, from each row alone. Few distinct values keep
-        samples in few groups. May declare a keyword ``seeds``."""
+        samples in few groups. May declare the keywords ``seeds`` and ``grid``."""
 
     def group_key(self, theta_row: np.ndarray) -> Hashable:
         """Samples with different keys are never integrated together (default: one key)."""
@@ -234,28 +243,32 @@ class SpectralSolver(Solver):
 
     # -- the step plan ---------------------------------------------------------------------------
 
-    def stability_limit(self, theta_row: np.ndarray, seed: int | None = None) -> float:
-        """Largest stable internal step for one θ row (and its seed, for hooks that take
-        ``seeds``) and this solver's integrator."""
+    def stability_limit(self, theta_row: np.ndarray, seed: int | None = None,
+                        grid: Grid | None = None) -> float:
+        """Largest stable internal step for one θ row (and its seed and grid, for hooks that
+        take ``seeds`` or ``grid``) and this solver's integrator."""
         row = np.asarray(theta_row, dtype=np.float64).reshape(1, -1)
-        rho = _with_seeds(self.rate_bound, row, seeds=None if seed is None else [int(seed)])
+        rho = _call_hook(self.rate_bound, row, seeds=None if seed is None else [int(seed)],
+                          grid=grid)
         return float(stability_limit(rho, self.integrator)[0])
 
     def steps_per_frame(self, theta_row: np.ndarray, frame_dt: float,
                         internal_dt: float | None = None,
-                        seed: int | None = None) -> tuple[int, float]:
+                        seed: int | None = None, grid: Grid | None = None) -> tuple[int, float]:
         """``(n, dt)`` for one sample: ``n`` equal internal steps of ``dt`` per frame.
 
-        ``seed`` is the sample's seed, passed on to hooks that take ``seeds``. Raises
+        ``seed`` and ``grid`` are the sample's seed and the rollout's grid, passed on to
+        :meth:`rate_bound` and :meth:`default_dt` when they declare ``seeds`` or ``grid``. Raises
         :class:`SolverError` when ``internal_dt`` exceeds the sample's stability limit or the
         frame needs more than :data:`MAX_STEPS_PER_FRAME` steps.
         """
         row = np.asarray(theta_row, dtype=np.float64).reshape(1, -1)
-        limit = self.stability_limit(row, seed)
+        limit = self.stability_limit(row, seed, grid)
         if internal_dt is None:
             # The accuracy default, capped by the stability limit of a low-order integrator.
             seeds = None if seed is None else [int(seed)]
-            dt_max = min(float(_with_seeds(self.default_dt, row, seeds=seeds)[0]), limit)
+            dt_max = min(float(_call_hook(self.default_dt, row, seeds=seeds, grid=grid)[0]),
+                         limit)
         else:
             dt_max = internal_dt
         if dt_max > limit:
@@ -323,7 +336,7 @@ class SpectralSolver(Solver):
             u0, params, n_frames, grid, frame_dt, seeds, noise_amplitude, internal_dt)
         b = u0.shape[0]
         plan = [self.steps_per_frame(theta[i], frame_dt, internal_dt,
-                                     None if seed_list is None else seed_list[i])
+                                     None if seed_list is None else seed_list[i], grid)
                 for i in range(b)]
         out = torch.empty((b, n_frames + 1, *u0.shape[1:]), dtype=u0.dtype, device=u0.device)
         out[:, 0] = u0
@@ -351,7 +364,7 @@ class SpectralSolver(Solver):
                 seeds: list[int] | None = None) -> torch.Tensor | CoupledLinear:
         """The group's linear part, kept once when every sample has the same one (the ETD
         coefficients are then computed once, from the same values each sample would give)."""
-        lin = _with_seeds(self.linear_part, theta, grid, seeds=seeds)
+        lin = _call_hook(self.linear_part, theta, grid, seeds=seeds)
         coupled = isinstance(lin, CoupledLinear)
         tensor = lin.matrix if coupled else lin
         batched = coupled or (torch.is_tensor(tensor) and tensor.ndim == 4)
@@ -364,7 +377,7 @@ class SpectralSolver(Solver):
         """Frames 1..n_frames of one group, ``[b, n_frames, C, H, W]``."""
         dtype, device = u0.dtype, u0.device
         shape = grid.shape
-        term = _with_seeds(self.nonlinear_term, theta, grid, dtype, device, seeds=seeds)
+        term = _call_hook(self.nonlinear_term, theta, grid, dtype, device, seeds=seeds)
         nonlinear = dealiased(term, dealiasing_mask(grid, self.dealiasing, device))
         stepper = make_stepper(self.integrator, linear=self._linear(theta, grid, seeds), dt=dt,
                                nonlinear=nonlinear, dtype=dtype, device=device)
@@ -414,7 +427,7 @@ class SpectralSolver(Solver):
         """The state's step limit for one sample (NaN when the state is not finite)."""
         if not bool(torch.isfinite(x_row).all()):
             return math.nan
-        value = _with_seeds(self.state_step_limit, x_row, theta_row[None], grid,
+        value = _call_hook(self.state_step_limit, x_row, theta_row[None], grid,
                             seeds=None if seed is None else [seed])
         value = float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
         if not value > 0:  # NaN or <= 0: the domain's bound is unusable for this state
@@ -438,7 +451,7 @@ class SpectralSolver(Solver):
                     steppers.clear()
                 th = theta[list(rows)]
                 sd = None if seeds is None else [seeds[i] for i in rows]
-                term = _with_seeds(self.nonlinear_term, th, grid, dtype, device, seeds=sd)
+                term = _call_hook(self.nonlinear_term, th, grid, dtype, device, seeds=sd)
                 steppers[key] = make_stepper(
                     self.integrator, linear=self._linear(th, grid, sd), dt=frame_dt / n,
                     nonlinear=dealiased(term, mask), dtype=dtype, device=device)

@@ -39,7 +39,6 @@ grid of the call in a context variable that :meth:`~WaveSolver.rate_bound` and
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,10 +60,6 @@ __all__ = ["ACCURACY", "MAX_STEPS_PER_FRAME", "WaveSolver", "max_wavenumber"]
 #: (a = 0.4, ℓ = 0.1, c̄ = 1) is within 0.09 % (relative L2, 32 frames of 0.02 at 32²) of a run
 #: 6x finer; see docs/waves.md for the measurement.
 ACCURACY = 0.3
-
-_GRID: contextvars.ContextVar[Grid | None] = contextvars.ContextVar("noa_waves_grid",
-                                                                    default=None)
-
 
 def max_wavenumber(grid: Grid) -> float:
     """``|k|_max``: the largest ``|k|`` of the grid's spectrum (the Nyquist corner)."""
@@ -94,32 +89,17 @@ class WaveSolver(SpectralSolver):
             raise SolverError(f"waves: accuracy must be > 0, got {accuracy}")
         self.accuracy = float(accuracy)
 
-    # -- the grid of the current rollout ---------------------------------------------------
-
-    def rollout(self, u0, params, n_frames, *, grid: Grid, frame_dt: float, seeds=None,
-                noise_amplitude: float = 0.0, internal_dt: float | None = None) -> torch.Tensor:
-        token = _GRID.set(grid)
-        try:
-            return super().rollout(u0, params, n_frames, grid=grid, frame_dt=frame_dt,
-                                   seeds=seeds, noise_amplitude=noise_amplitude,
-                                   internal_dt=internal_dt)
-        finally:
-            _GRID.reset(token)
-
     def plan(self, theta_row: np.ndarray, grid: Grid, frame_dt: float,
              internal_dt: float | None = None) -> tuple[int, float]:
         """``(n, dt)``: the internal steps per frame a rollout on ``grid`` takes for θ."""
-        token = _GRID.set(grid)
-        try:
-            return self.steps_per_frame(theta_row, frame_dt, internal_dt)
-        finally:
-            _GRID.reset(token)
+        return self.steps_per_frame(theta_row, frame_dt, internal_dt, grid=grid)
 
-    def _grid(self) -> Grid:
-        grid = _GRID.get()
+    @staticmethod
+    def _needs(grid: Grid | None) -> Grid:
         if grid is None:
-            raise SolverError("waves: the step limit depends on the grid; plan inside rollout "
-                              "or with WaveSolver.plan(theta_row, grid, frame_dt)")
+            raise SolverError("waves: the step limit depends on the grid; plan with "
+                              "WaveSolver.plan(theta_row, grid, frame_dt) or "
+                              "steps_per_frame(..., grid=grid)")
         return grid
 
     def frequency_bound(self, theta: np.ndarray, grid: Grid) -> np.ndarray:
@@ -139,11 +119,11 @@ class WaveSolver(SpectralSolver):
         # constant zero, chosen from the row alone.
         return bool(theta_row[COL_AMPLITUDE] > 0)
 
-    def rate_bound(self, theta: np.ndarray) -> np.ndarray:
-        return self.frequency_bound(theta, self._grid())
+    def rate_bound(self, theta: np.ndarray, *, grid: Grid | None = None) -> np.ndarray:
+        return self.frequency_bound(theta, self._needs(grid))
 
-    def default_dt(self, theta: np.ndarray) -> np.ndarray:
-        return self.accuracy / self.frequency_bound(theta, self._grid())
+    def default_dt(self, theta: np.ndarray, *, grid: Grid | None = None) -> np.ndarray:
+        return self.accuracy / self.frequency_bound(theta, self._needs(grid))
 
     def linear_part(self, theta: np.ndarray, grid: Grid) -> CoupledLinear:
         c, _, _, gamma = columns(theta)
