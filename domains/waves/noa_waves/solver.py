@@ -32,9 +32,8 @@ wavenumber), from θ and the grid alone, so the plan is per sample and the same 
 The default step is the accuracy step :data:`ACCURACY` ``/ ρ``. A uniform medium (``a = 0``)
 has ``N = 0`` and is integrated exactly, in one step per frame.
 
-The template knows no grid when it plans a step, so :meth:`WaveSolver.rollout` records the
-grid of the call in a context variable that :meth:`~WaveSolver.rate_bound` and
-:meth:`~WaveSolver.default_dt` read; :meth:`WaveSolver.plan` plans outside a rollout.
+:meth:`~WaveSolver.rate_bound` and :meth:`~WaveSolver.default_dt` declare the keyword ``grid``,
+so the template hands them the rollout's grid; :meth:`WaveSolver.plan` plans outside a rollout.
 """
 
 from __future__ import annotations
