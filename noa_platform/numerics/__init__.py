@@ -21,6 +21,8 @@ from noa_platform.numerics.etd import (
 from noa_platform.numerics.nonlinear import dealiased, pointwise
 from noa_platform.numerics.spectral import (
     DEALIASING_RULES,
+    batch_stable_irfft2,
+    batch_stable_rfft2,
     dealias_mask,
     dealiasing_mask,
     derivative_symbol,
@@ -34,7 +36,12 @@ from noa_platform.numerics.spectral import (
     wavenumbers,
 )
 from noa_platform.numerics.stability import STABILITY_MARGIN, stability_limit
-from noa_platform.numerics.template import MAX_STEPS_PER_FRAME, SpectralSolver
+from noa_platform.numerics.template import (
+    MAX_STEPS_PER_FRAME,
+    SpectralSolver,
+    ladder_steps,
+    static_field_generator,
+)
 
 __all__ = [
     "DEALIASING_RULES",
@@ -44,6 +51,8 @@ __all__ = [
     "CoupledLinear",
     "ETDIntegrator",
     "SpectralSolver",
+    "batch_stable_irfft2",
+    "batch_stable_rfft2",
     "dealias_mask",
     "dealiased",
     "dealiasing_mask",
@@ -54,10 +63,12 @@ __all__ = [
     "inverse_laplacian_symbol",
     "laplacian",
     "laplacian_symbol",
+    "ladder_steps",
     "make_stepper",
     "matrix_phi_functions",
     "phi_functions",
     "pointwise",
+    "static_field_generator",
     "stability_limit",
     "velocity_from_stream_function",
     "wavenumbers",
