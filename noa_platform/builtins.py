@@ -58,7 +58,7 @@ def builtin_architectures() -> list[ArchitectureSpec]:
 
 def builtin_extractors() -> list[FeatureExtractorSpec]:
     """The three core feature families as specs for the ``noa_feature_extractors`` hook."""
-    from noa_platform.features.names import feature_names
+    from noa_platform.features.names import DEFINITION_VERSION, feature_names
 
     names = feature_names()
     families = "noa_platform.features.families"
@@ -68,12 +68,14 @@ def builtin_extractors() -> list[FeatureExtractorSpec]:
             extract=ImportedOnCall(families, "initial_features"),
             names=names["initial"],
             description="statistics of the initial condition, pooled over channels",
+            version=DEFINITION_VERSION,
         ),
         FeatureExtractorSpec(
             family="summary",
             extract=ImportedOnCall(families, "summary_features"),
             names=names["summary"],
             description="evolution of the rollout (trends, spectra, correlations, settling)",
+            version=DEFINITION_VERSION,
         ),
         FeatureExtractorSpec(
             family="temporal",
@@ -81,6 +83,7 @@ def builtin_extractors() -> list[FeatureExtractorSpec]:
             names=names["temporal"],
             temporal=True,
             description="per-frame statistics [B, T+1, D], pooled over channels",
+            version=DEFINITION_VERSION,
         ),
     ]
 

@@ -90,6 +90,35 @@ def test_plugin_feature_family_is_computed_at_generation(components, tmp_path):
         np.testing.assert_array_equal(ds.features("extremes")[0], values)
 
 
+def test_features_of_another_definition_version_are_recomputed(components, tmp_path):
+    # Same column names, other values: a dataset that stored version 1 of a family must not
+    # feed a tokenizer those columns once the definition is version 2.
+    import dataclasses
+
+    import h5py
+
+    old = feature_set(["initial", "extremes"], components)
+    path = tmp_path / "toy.h5"
+    generate(ToyDomain(), resolve_config(overrides={"generation": SMALL_DATA}).generation, path,
+             progress=False, log=lambda m: None, features=old)
+    with DatasetFile(path) as ds:
+        assert ds.feature_version("extremes") == "1"
+        initial_version = ds.feature_version("initial")  # the core's current definition
+    with h5py.File(path, "r+") as h5:  # stale values under the current names
+        h5["features/extremes"][...] = 0.0
+    assert not add_features(path, progress=False, log=lambda m: None, features=old)
+    specs = tuple(dataclasses.replace(s, version="2") if s.family == "extremes" else s
+                  for s in old.specs)
+    new = FeatureSet(specs, old.owners, old.shared)
+    assert add_features(path, progress=False, log=lambda m: None, features=new)
+    with DatasetFile(path) as ds:
+        assert ds.feature_version("extremes") == "2"
+        assert ds.feature_version("initial") == initial_version  # untouched
+        values = ds.features("extremes")[0]
+        flat = ds.trajectories(slice(None)).reshape(len(ds), -1)
+    np.testing.assert_allclose(values, np.stack([flat.max(1), flat.min(1)], 1), rtol=1e-6)
+
+
 def test_feature_family_output_is_checked():
     spec = FeatureExtractorSpec("bad", lambda traj: torch.zeros(len(traj), 3), ("a", "b"))
     with pytest.raises(PluginError, match=r"'bad' \(plugin 'p'\) returned shape \(2, 3\), "

@@ -83,6 +83,26 @@ def test_interrupted_training_resumes_bitwise(tmp_path, monkeypatch):
         run / "checkpoints" / "final.pt")["step"]
 
 
+def test_tokenizer_is_refitted_when_the_feature_definition_changes(tmp_path):
+    data, run = tmp_path / "data.h5", tmp_path / "run"
+    logs: list[str] = []
+    p = pipeline(run, data)
+    p.log = logs.append
+    p.run(stage="tokenizer")
+    p.run(stage="tokenizer")
+    assert sum("is up to date" in m for m in logs) == 1
+    # A tokenizer fitted on the same trajectories and column names, read by an older
+    # definition of a family (what a run left before the definition changed).
+    stamp = run / "tokenizer" / "provenance.json"
+    old = json.loads(stamp.read_text())
+    old["feature_versions"]["summary"] = "0"
+    stamp.write_text(json.dumps(old))
+    logs.clear()
+    p.run(stage="tokenizer")
+    assert not any("tokenizer in" in m and "is up to date" in m for m in logs)
+    assert any("training the tokenizer" in m for m in logs)
+
+
 def test_resume_refuses_another_config_or_dataset(tmp_path):
     data = tmp_path / "data.h5"
     pipeline(tmp_path / "a", data, epochs=1).run(stage="mno")

@@ -28,6 +28,9 @@ class FeatureExtractorSpec:
     """A feature family: ``extract(traj [B, T+1, C, H, W]) -> [B, D]`` (or ``[B, T+1, D]``).
 
     ``names`` labels the ``D`` columns; ``temporal`` says the output keeps the time axis.
+    ``version`` names the definition: change it whenever the values change under the same
+    names, so that datasets holding the old values recompute them (``noa features``) instead
+    of feeding a tokenizer stale columns.
     """
 
     family: str
@@ -35,6 +38,7 @@ class FeatureExtractorSpec:
     names: tuple[str, ...]
     temporal: bool = False
     description: str = ""
+    version: str = "1"
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,13 @@ def add_features(path: str | Path, *, progress: bool = True,
 
         features = feature_set()
     path = Path(path)
-    wanted = features.names
+    wanted, versions = features.names, features.versions
     with DatasetFile(path) as ds:
         stored = ds.feature_families()
+        # Stale: other columns, or the same columns computed by another definition.
         todo_families = [f for f in wanted
-                         if f not in stored or ds.features(f)[1] != wanted[f]]
+                         if f not in stored or ds.features(f)[1] != wanted[f]
+                         or ds.feature_version(f) != versions[f]]
         n = len(ds)
         fingerprint = ds.fingerprint
     if not todo_families:
@@ -61,7 +63,8 @@ def add_features(path: str | Path, *, progress: bool = True,
     stamp = work / "fingerprint"
     # The stamp names the file and the families: a work folder left by another file of the
     # same name, or by a run computing other families, is not resumed.
-    identity = json.dumps({"fingerprint": fingerprint, "families": names})
+    identity = json.dumps({"fingerprint": fingerprint, "families": names,
+                           "versions": features.versions})
     if work.exists() and (not stamp.exists() or stamp.read_text() != identity):
         shutil.rmtree(work)
     work.mkdir(exist_ok=True)
@@ -82,13 +85,14 @@ def add_features(path: str | Path, *, progress: bool = True,
 
     with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
-        _store(tmp, work, names, n)
+        _store(tmp, work, names, features.versions, n)
     shutil.rmtree(work)
     log(f"{path}: added features {', '.join(names)}")
     return True
 
 
-def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], n: int) -> None:
+def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], versions: dict[str, str],
+           n: int) -> None:
     """Write the batch files' families into the HDF5 file ``tmp`` (replacing stale ones)."""
     with h5py.File(tmp, "r+") as h5:
         for family in names:
@@ -104,5 +108,6 @@ def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], n: int) -> 
                     if key not in h5:
                         ds_ = h5.create_dataset(key, shape=(n, *arr.shape[1:]), dtype="float32")
                         ds_.attrs["names"] = json.dumps(list(names[family]))
+                        ds_.attrs["version"] = versions[family]
                         ds_.attrs["frame_dt"] = float(h5.attrs["frame_dt"])
                     h5[key][idx] = arr

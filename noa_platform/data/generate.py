@@ -179,7 +179,8 @@ def generate(
         bar.update(len(run))
     bar.close()
 
-    _assemble(plan, work, out, names)
+    versions = feature_fn.versions if feature_fn is not None else {}
+    _assemble(plan, work, out, names, versions)
     shutil.rmtree(work)
     return out
 
@@ -191,12 +192,14 @@ def _batches(work: Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.
             yield z["indices"], z["trajectories"], feats
 
 
-def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[str, ...]]) -> None:
+def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[str, ...]],
+              feature_versions: dict[str, str]) -> None:
     with atomic_path(out) as tmp:
-        _write(plan, work, tmp, feature_names)
+        _write(plan, work, tmp, feature_names, feature_versions)
 
 
-def _write(plan: Plan, work: Path, tmp: Path, feature_names: dict[str, tuple[str, ...]]) -> None:
+def _write(plan: Plan, work: Path, tmp: Path, feature_names: dict[str, tuple[str, ...]],
+           feature_versions: dict[str, str]) -> None:
     d = plan.domain
     write_dataset(
         tmp,
@@ -222,6 +225,7 @@ def _write(plan: Plan, work: Path, tmp: Path, feature_names: dict[str, tuple[str
         batches=_batches(work),
         shape=plan.shape,
         feature_names=feature_names,
+        feature_versions=feature_versions,
         compression_level=plan.config.compression_level,
     )
 

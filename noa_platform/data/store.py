@@ -160,6 +160,11 @@ class DatasetFile:
         ds = self.h5[key]
         return ds[:], tuple(json.loads(ds.attrs["names"]))
 
+    def feature_version(self, family: str) -> str:
+        """The definition version the stored family was computed with ("1" when the file
+        predates versions)."""
+        return str(self.h5[f"features/{family}"].attrs.get("version", "1"))
+
     def behaviour(self) -> dict[str, Any]:
         """The uniform / stationary / moving mix of the stored samples (see
         :mod:`noa_platform.data.behaviour`), overall and per categorical value."""
@@ -220,6 +225,7 @@ def write_dataset(
     batches: Any,
     shape: tuple[int, ...],
     feature_names: Mapping[str, tuple[str, ...]] | None = None,
+    feature_versions: Mapping[str, str] | None = None,
     compression_level: int = 4,
 ) -> str:
     """Write a complete dataset at ``path`` from ``batches`` and return its fingerprint.
@@ -258,6 +264,7 @@ def write_dataset(
                     feats[family] = h5.create_dataset(
                         f"features/{family}", shape=(n, *arr.shape[1:]), dtype="float32")
                     feats[family].attrs["names"] = json.dumps(list(feature_names[family]))
+                    feats[family].attrs["version"] = (feature_versions or {}).get(family, "1")
                     # Features of TEMPORAL and SUMMARY families are per frame: the physical time
                     # between frames travels with them, so domains with different time scales
                     # can be compared.

@@ -37,6 +37,7 @@ from noa_platform.features.dynamics import (
 from noa_platform.features.names import BAND_NAMES, FIELD_STATISTICS, FRAME_STATISTICS
 from noa_platform.features.pooling import pool_channels
 from noa_platform.features.safe_math import sanitize
+from noa_platform.features.spectra import significance
 from noa_platform.features.statistics import FieldAnalysis, analyse_fields
 
 
@@ -74,11 +75,25 @@ class TrajectoryAnalysis:
 
     frames: FieldAnalysis
     rates: Tensor
+    presence: Tensor  # [B, T+1, C] in [0, 1): how much each frame's channel counts
 
     @classmethod
     def of(cls, traj: Tensor) -> TrajectoryAnalysis:
-        frames = analyse_fields(traj)
-        return cls(frames=frames, rates=step_rates(frames.field, frames.spectrum.variance))
+        # The trajectory's largest |u| over every frame and channel: a frame's pattern is
+        # weighed against the scale the sample had (spectra.SIGNIFICANT_VARIANCE), so a field
+        # that decays to uniform does not become "white noise" in its last frames, and a
+        # channel that is zero throughout (a catalyst that died out during burn-in) is not
+        # read from the round-off or noise on it. Across channels, like the pooled features.
+        reference = traj.abs().amax(dim=(1, 2, -2, -1))[:, None, None]  # [B, 1, 1]
+        frames = analyse_fields(traj, reference=reference)
+        variance = frames.spectrum.variance
+        # The same weight for the whole field (mean included): relative rates and drifts of
+        # a channel that is ~0 throughout would otherwise read its round-off as full change.
+        presence = significance(frames.field.scale, frames.field.mean.square() + variance,
+                                reference)
+        pair = torch.maximum(presence[:, 1:], presence[:, :-1])
+        return cls(frames=frames, rates=step_rates(frames.field, variance) * pair,
+                   presence=presence)
 
     def temporal_per_channel(self) -> Tensor:
         """``[B, T+1, C, K_t]`` in :data:`TEMPORAL_STATISTICS` order."""
@@ -108,7 +123,8 @@ class TrajectoryAnalysis:
         else:
             rate_level, rate_final = self.rates.mean(1), self.rates[:, -1]
         columns += [rate_level, rate_final, settling_fraction(self.rates)]
-        columns += list(endpoint_drifts(self.frames.field, variance))
+        ends = torch.maximum(self.presence[:, 0], self.presence[:, -1])
+        columns += [drift * ends for drift in endpoint_drifts(self.frames.field, variance)]
         return torch.stack(columns, dim=-1)
 
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 #: The core's families, in the order :func:`~noa_platform.features.extract_features` returns.
 FAMILIES = ("initial", "summary", "temporal")
 
+#: Definition version of the core's families, stored with their values in datasets. 2: spectral
+#: shape statistics weighted by the fluctuation's significance
+#: (``noa_platform.features.spectra.SIGNIFICANT_VARIANCE``).
+DEFINITION_VERSION = "2"
+
 #: Spectral energy fractions, one per band (edges: ``noa_platform.features.spectra.BAND_EDGES``).
 BAND_NAMES = ("band_low", "band_mid", "band_high")
 

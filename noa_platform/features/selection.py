@@ -50,6 +50,11 @@ class FeatureSet:
         """Column names of every family (a fresh dict)."""
         return {s.family: tuple(s.names) for s in self.specs}
 
+    @property
+    def versions(self) -> dict[str, str]:
+        """Definition version of every family (see ``FeatureExtractorSpec.version``)."""
+        return {s.family: s.version for s in self.specs}
+
     def subset(self, families: Sequence[str]) -> FeatureSet:
         """The same specs restricted to ``families`` (in this set's order)."""
         keep = [i for i, f in enumerate(self.families) if f in set(families)]

@@ -152,13 +152,16 @@ class FieldAnalysis:
         return torch.stack([self.values[n] for n in names], dim=-1)
 
 
-def analyse_fields(u: Tensor, extended: bool = False) -> FieldAnalysis:
+def analyse_fields(u: Tensor, extended: bool = False, reference: Tensor | None = None
+                   ) -> FieldAnalysis:
     """Statistics of fields ``u [..., H, W]``.
 
     The cheap set (:data:`~noa_platform.features.names.FRAME_STATISTICS`) is always computed;
     ``extended`` adds the rest of :data:`~noa_platform.features.names.FIELD_STATISTICS`
     (higher moments, extremes, anisotropy, slope, dominant wavelength, correlation length,
     histogram entropy).
+    ``reference`` (``[...]``, broadcastable) is the scale spectral shape statistics are weighed
+    against (:func:`~noa_platform.features.spectra.spectrum`); default: each field's own.
 
     On the hot path (every frame of a trajectory) this is two reductions for the scale, one
     division, one FFT and one small matrix product: the variance, gradients and anisotropy
@@ -166,7 +169,7 @@ def analyse_fields(u: Tensor, extended: bool = False) -> FieldAnalysis:
     """
     field = normalize(u)
     scale = field.scale
-    spec = spectrum(field.fluctuation, scale)
+    spec = spectrum(field.fluctuation, scale, reference)
     values = {
         "mean": signed_log_amplitude(field.mean, scale),
         "std": signed_log_amplitude(safe_sqrt(spec.variance), scale),

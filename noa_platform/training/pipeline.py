@@ -125,8 +125,13 @@ class Pipeline:
         untrained = self.registry.lookup("tokenizers", self.config.tokenizer.name,
                                          where="tokenizer.name").factory(
             **self.config.tokenizer.settings())
+        # The feature definitions belong to the stamp: the same trajectories read by another
+        # version of a family give other columns, and a tokenizer fitted on the old ones would
+        # be loaded as up to date.
         stamp = {"dataset": ds.fingerprint,
                  "features": list(self.config.features.families),
+                 "feature_versions": {f: ds.feature_version(f)
+                                      for f in self.config.features.families},
                  "tokenizer": self.config.tokenizer.model_dump(mode="json")}
         stamp_path = self.tokenizer_dir / "provenance.json"
         if stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
