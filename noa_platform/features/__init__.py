@@ -43,8 +43,7 @@ extract functions that import :mod:`.families` only when called, so discovering 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from noa_platform.features.names import (
     FAMILIES,
@@ -53,6 +52,7 @@ from noa_platform.features.names import (
     TEMPORAL_STATISTICS,
     feature_names,
 )
+from noa_platform.lazy_exports import lazy_exports
 
 #: Public names imported on first use -> module that defines them. The computing functions
 #: need torch; ``builtin_extractors`` is defined with the core's other registrations.
@@ -76,16 +76,7 @@ if TYPE_CHECKING:
     from noa_platform.features.safe_math import sanitize
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 
 __all__ = [

@@ -146,6 +146,13 @@ def _call_hook(method: Callable, *args, **optional):
                             if k in OPTIONAL_HOOK_KEYWORDS and _declared(method, k)})
 
 
+def _kicked(x: torch.Tensor, gens: list[torch.Generator], sigma: float) -> torch.Tensor:
+    """``x + σ ξ``, ξ standard normal drawn in float64 on the CPU from each sample's generator."""
+    kick = torch.stack([torch.randn(tuple(x.shape[1:]), generator=g, dtype=torch.float64)
+                        for g in gens])
+    return x + (sigma * kick).to(dtype=x.dtype, device=x.device)
+
+
 def ladder_steps(n: int) -> int:
     """The smallest step count ``>= n`` in 1..8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...
 
@@ -386,9 +393,7 @@ class SpectralSolver(Solver):
         u_hat = batch_stable_rfft2(x)
         for f in range(n_frames):
             if gens is not None:
-                kick = torch.stack([torch.randn(tuple(u0.shape[1:]), generator=g,
-                                                dtype=torch.float64) for g in gens])
-                x = x + (sigma * kick).to(dtype=dtype, device=device)
+                x = _kicked(x, gens, sigma)
                 u_hat = batch_stable_rfft2(x)
             u_hat = stepper.advance(u_hat, n_steps)
             x = batch_stable_irfft2(u_hat, shape)
@@ -481,9 +486,7 @@ class SpectralSolver(Solver):
         limits = [self._state_limit(x[i:i + 1], theta[i], grid, seed_of(i)) for i in range(b)]
         for f in range(n_frames):
             if gens is not None:
-                kick = torch.stack([torch.randn(tuple(u0.shape[1:]), generator=g,
-                                                dtype=torch.float64) for g in gens])
-                x = x + (sigma * kick).to(dtype=dtype, device=device)
+                x = _kicked(x, gens, sigma)
                 u_hat = batch_stable_rfft2(x)
                 limits = [self._state_limit(x[i:i + 1], theta[i], grid, seed_of(i))
                           for i in range(b)]

@@ -40,8 +40,9 @@ which the run config needs, is importable without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from noa_platform.lazy_exports import lazy_exports
 
 #: Public name -> module that defines it.
 _EXPORTS = {
@@ -74,13 +75,4 @@ if TYPE_CHECKING:
     from noa_platform.tokenizer.vqvae import Tokenizer
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
