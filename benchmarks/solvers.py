@@ -73,12 +73,29 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
+def _timed_pair(fa: Callable[[], object], fb: Callable[[], object], repeats: int,
+                warm: bool = True) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``_timed`` of two functions, interleaved (a, b, a, b, ...) so that a change in the
+    machine's load hits both alike; ``((best, median) of a, (best, median) of b)``."""
+    if warm:
+        fa()
+        fb()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((fa, times[0]), (fb, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return ((min(times[0]), statistics.median(times[0])),
+            (min(times[1]), statistics.median(times[1])))
+
+
 # ----------------------------------------------------------------------- instrumentation
 
 
 class StepCounter:
-    """Counts the internal sample-steps the template's steppers take, and keeps the first
-    stepper and its input state (for recording one step's FFTs).
+    """Counts the internal sample-steps the template's steppers take, and keeps the stepper
+    of the largest group and its input state (for recording one step's FFTs).
 
     Patches ``noa_platform.numerics.template.make_stepper`` (the template builds every stepper
     through it) while active; each stepper's ``advance(u_hat, n)`` adds ``n × batch``.
@@ -87,11 +104,13 @@ class StepCounter:
     def __init__(self) -> None:
         self.sample_steps = 0
         self.calls: list[tuple[int, int]] = []   # (group size, steps) per advance call
+        self.setup_seconds = 0.0                 # spent building steppers (ETD coefficients)
         self.probe: tuple[object, torch.Tensor] | None = None
 
     def reset(self) -> None:
         self.sample_steps = 0
         self.calls = []
+        self.setup_seconds = 0.0
 
     @contextlib.contextmanager
     def active(self):
@@ -100,14 +119,16 @@ class StepCounter:
         original = template.make_stepper
 
         def make_stepper(*args, **kwargs):
+            start = time.perf_counter()
             stepper = original(*args, **kwargs)
+            self.setup_seconds += time.perf_counter() - start
             advance = stepper.advance
 
             def counted(u_hat, n_steps):
                 self.sample_steps += int(n_steps) * int(u_hat.shape[0])
                 self.calls.append((int(u_hat.shape[0]), int(n_steps)))
-                if self.probe is None:
-                    self.probe = (stepper, u_hat.detach().clone())
+                if self.probe is None or u_hat.shape[0] > self.probe[1].shape[0]:
+                    self.probe = (stepper, u_hat.detach().clone())   # the largest group
                 return advance(u_hat, n_steps)
 
             stepper.advance = counted
@@ -143,14 +164,15 @@ def _recording_ffts(log: list):
             setattr(torch.fft, name, fn)
 
 
-def fft_only_bound(stepper, u_hat: torch.Tensor, batch: int, cells: int,
-                   repeats: int) -> dict:
-    """Time the FFTs one internal step makes, at ``batch`` samples, on fresh tensors.
+def fft_replay(stepper, u_hat: torch.Tensor, batch: int) -> tuple[list[str], Callable, int]:
+    """The FFTs one internal step makes, ready to replay at ``batch`` samples.
 
     The calls are recorded during one ``stepper.step(u_hat)`` (``u_hat`` holds ``b`` samples;
-    leading sizes equal to ``b`` are scaled to ``batch``), then replayed ``loops`` times per
-    measurement. Returns seconds per step and the bound in Mcell-steps/s, or ``None`` values
-    when a step makes no FFT (e.g. a uniform wave medium: the exact linear flow only).
+    leading sizes equal to ``b`` — or 2 for a lone transform taken as a pair — are scaled to
+    ``batch``) and rebuilt on fresh tensors of those shapes and dtypes. Returns the transforms
+    (for the record), a function replaying them ``loops`` times, and ``loops`` (enough for
+    ~50 ms); the function is ``None`` when a step makes no FFT (e.g. a uniform wave medium:
+    the exact linear flow only).
     """
     log: list = []
     with torch.no_grad(), _recording_ffts(log):
@@ -159,38 +181,35 @@ def fft_only_bound(stepper, u_hat: torch.Tensor, batch: int, cells: int,
     gen = torch.Generator().manual_seed(0)
     calls = []
     for name, shape, dtype, args, kwargs in log:
-        lead = batch if shape[0] == b else max(1, shape[0] * batch // b)
+        lead = (batch if shape[0] == b or (b == 1 and shape[0] == 2)
+                else max(1, shape[0] * batch // b))
         full = (lead, *shape[1:])
         real = torch.float32 if dtype in (torch.float32, torch.complex64) else torch.float64
         x = torch.randn(full, generator=gen, dtype=real)
         if dtype.is_complex:
             x = torch.complex(x, torch.randn(full, generator=gen, dtype=real))
         calls.append((getattr(torch.fft, name), x, args, kwargs))
-    summary = [f"{name}{list((batch if s[0] == b else s[0], *s[1:]))}"
-               for name, s, _, _, _ in log]
+    summary = [f"{name}{[int(x.shape[0]), *x.shape[1:]]}"
+               for (name, *_), (_, x, _, _) in zip(log, calls, strict=True)]
     if not calls:
-        return {"ffts_per_step": 0, "transforms": [], "seconds_per_step": None,
-                "mcell_steps_per_s": None}
+        return [], None, 0
 
     def replay():
         for fn, x, args, kwargs in calls:
             fn(x, *args, **kwargs)
 
-    # Enough replays per measurement to reach a few milliseconds.
+    # Enough replays per measurement to reach ~50 ms; best of at least 7 (the machine is
+    # shared: the best is the least disturbed).
     start = time.perf_counter()
     replay()
     once = max(time.perf_counter() - start, 1e-6)
-    loops = max(1, int(0.02 / once))
+    loops = max(1, int(0.05 / once))
 
     def timed():
         for _ in range(loops):
             replay()
 
-    best, median = _timed(timed, max(3, repeats))
-    per_step = best / loops
-    return {"ffts_per_step": len(calls), "transforms": summary,
-            "seconds_per_step": per_step,
-            "mcell_steps_per_s": batch * cells / per_step / 1e6}
+    return summary, timed, loops
 
 
 # ----------------------------------------------------------------------- cases per domain
@@ -271,13 +290,23 @@ def domain_throughput(name: str, domain, sizes, dtypes, repeats: int, batch: int
                 frames = max(1, 4 * 32 // size)
                 counter = StepCounter()
 
-                def run(x=x, frames=frames, grid=grid, case=case, counter=counter):
+                def run(x=x, frames=frames, grid=grid, case=case, counter=counter,
+                        theta=theta):
                     counter.reset()
                     solver.rollout(x, theta, frames, grid=grid, frame_dt=case.frame_dt,
                                    seeds=case.seeds)
 
                 with counter.active():
-                    best, median = _timed(run, repeats)
+                    run()                 # warm-up; also finds the stepper to probe
+                    stepper, u_hat = counter.probe
+                    transforms, replay, loops = fft_replay(stepper, u_hat, batch)
+                    if replay is None:
+                        best, median = _timed(run, repeats)
+                        fft_best = None
+                    else:
+                        # Solver and FFTs interleaved, so that the machine's load hits both.
+                        (best, median), (fft_best, _) = _timed_pair(
+                            run, replay, max(3, repeats), warm=False)
                 sample_steps = counter.sample_steps          # of the last repeat
                 if planned is not None and sample_steps != planned * frames:
                     raise RuntimeError(f"{name}/{case.label}: counted {sample_steps} "
@@ -289,13 +318,17 @@ def domain_throughput(name: str, domain, sizes, dtypes, repeats: int, batch: int
                     "sample_steps": sample_steps,
                     "steps_per_frame_mean": sample_steps / batch / frames,
                     "step_count": "plan" if planned is not None else "counted",
+                    "stepper_setup_seconds": counter.setup_seconds,   # within the last repeat
                     "seconds_best": best, "seconds_median": median,
                     "mcell_steps_per_s_best": cell_steps / best / 1e6,
                     "mcell_steps_per_s_median": cell_steps / median / 1e6,
                     **case.notes,
                 }
-                stepper, u_hat = counter.probe
-                bound = fft_only_bound(stepper, u_hat, batch, cells, repeats)
+                per_step = None if fft_best is None else fft_best / loops
+                bound = {"ffts_per_step": len(transforms), "transforms": transforms,
+                         "seconds_per_step": per_step,
+                         "mcell_steps_per_s": (None if per_step is None
+                                               else batch * cells / per_step / 1e6)}
                 entry["fft_only"] = bound
                 entry["fraction_of_fft_bound"] = (
                     None if bound["mcell_steps_per_s"] is None
@@ -391,7 +424,7 @@ def peer_setups(registry) -> list[PeerSetup]:
         nu, alpha = 0.05, 0.1
 
         def navier_stokes(n, dt, fl=fl):
-            keep = int(math.floor(2.0 / 3.0 * n / 2))   # the platform's 2/3 rule, per axis
+            keep = math.floor(2.0 / 3.0 * n / 2)   # the platform's 2/3 rule, per axis
             return exponax.stepper.NavierStokesVorticity(
                 2, fl.grid_for(n).extent[0], n, dt, diffusivity=nu, drag=-alpha, order=4,
                 dealiasing_fraction=_matching_fraction(n, keep))
@@ -467,7 +500,7 @@ def exponax_comparison(sizes, dtypes, repeats: int, batch: int = BATCH,
                 batch, grid, torch.Generator().manual_seed(0))
             counter = StepCounter()
 
-            def ours(x, counter=counter, grid=grid):
+            def ours(x, counter=counter, grid=grid, solver=solver, theta=theta, setup=setup):
                 counter.reset()
                 return solver.rollout(x, theta, setup.frames, grid=grid,
                                       frame_dt=setup.frame_dt, internal_dt=setup.internal_dt)
@@ -506,12 +539,16 @@ def exponax_comparison(sizes, dtypes, repeats: int, batch: int = BATCH,
             timing = {}
             for dtype_name in dtypes:
                 x = u0.to(getattr(torch, dtype_name))
-                ours_best, ours_med = _timed(lambda x=x: ours(x), repeats)
                 fn = _exponax_rollout(setup.make_exponax, size, dt, n_steps, setup.frames,
                                       dtype_name)
                 xj = jnp.asarray(x.numpy())
-                ex_best, ex_med = _timed(lambda: fn(xj).block_until_ready(), repeats)
+                with counter.active():
+                    (ours_best, ours_med), (ex_best, ex_med) = _timed_pair(
+                        lambda x=x: ours(x),
+                        lambda fn=fn, xj=xj: fn(xj).block_until_ready(),
+                        max(5, repeats))
                 timing[dtype_name] = {
+                    "noa_stepper_setup_seconds": counter.setup_seconds,
                     "noa_seconds_best": ours_best, "noa_seconds_median": ours_med,
                     "exponax_seconds_best": ex_best, "exponax_seconds_median": ex_med,
                     "noa_mcell_steps_per_s": cell_steps / ours_best / 1e6,
@@ -551,7 +588,7 @@ def quick_preset_sample_cost(repeats: int = 2) -> dict:
         batch, grid, torch.Generator().manual_seed(0)).float()
     result = {}
     for label, n in (("alone", 1), (f"in_batch_of_{batch}", batch)):
-        best, median = _timed(lambda n=n: domain.solver.rollout(
+        _, median = _timed(lambda n=n: domain.solver.rollout(
             u0[:n], theta[:n], gen["n_frames"], grid=grid, frame_dt=domain.frame_dt), repeats)
         result[f"seconds_per_sample_{label}"] = median / n
     result["quick_dataset_estimate_s"] = (result[f"seconds_per_sample_in_batch_of_{batch}"]

@@ -51,7 +51,7 @@ def test_quick_mode_measures_every_domain_and_skips_exponax_without_it(
     for name, entries in domains.items():
         assert entries, name
         for key, entry in entries.items():
-            case, grid, dtype = key.split("/")
+            _, grid, dtype = key.split("/")
             assert grid == "16x16" and dtype in ("float32", "float64"), key
             assert entry["batch"] == 16 and entry["frames"] >= 1
             assert entry["sample_steps"] >= entry["batch"] * entry["frames"]
