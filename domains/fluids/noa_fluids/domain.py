@@ -66,14 +66,17 @@ class Fluids(Domain):
     # (one halving, not three) than reaction-diffusion's local dynamics need (docs/fluids.md).
     default_architecture = {"name": "u-afno", "base_channels": 32, "levels": 1, "modes": 16,
                             "afno_blocks": 4, "num_blocks": 8, "cond_dim": 64}
-    # Chaotic flow decorrelates by nature: the spatial-mean forecast is the least-squares
-    # forecast of a decorrelated field and no sharp forecast can beat it late in the horizon
-    # (two independent fields of equal variance are √2 apart), so it is not a baseline here;
-    # persistence still is (docs/fluids.md, "Validation").
-    baselines = ("persistence", "shuffled", "constant-latent")
+    # Every no-model baseline applies, the spatial-mean forecast included: the quick preset's
+    # flow (steady, periodic and weakly unsteady Kolmogorov flow) stays correlated with its
+    # first frame over the whole horizon (persistence VRMSE 0.43 at step 32 of the test split)
+    # and the MNO stays far below the spatial mean (docs/fluids.md, "Validation";
+    # docs/results.md, "Fluids"). An MNO above 1 has lost the pattern, so VRMSE above 1 is
+    # poor; "good" at a quarter and at the end of the horizon is 0.8, looser than the core's
+    # 0.5 because advected structures decorrelate faster than reaction-diffusion's patterns.
+    baselines = ("persistence", "spatial-mean", "shuffled", "constant-latent")
     validation_thresholds = {
-        "vrmse_quarter": {"good": 0.8, "fair": 1.2},
-        "vrmse_final": {"good": 1.2, "fair": 1.5},
+        "vrmse_quarter": {"good": 0.8, "fair": 1.0},
+        "vrmse_final": {"good": 0.8, "fair": 1.0},
         "correlation_time_fraction": {"good": 0.5, "fair": 0.15},
     }
 
