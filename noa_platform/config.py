@@ -167,6 +167,9 @@ class TrainingConfig(StrictModel):
     input_noise: float = Field(
         0.0, ge=0, description="Gaussian noise added to each window's first state, in units of "
         "each channel's frame-increment std (0 = off)")
+    traj_per_sample_floor: float = Field(
+        0.0, ge=0, description="0: L_traj is the MSE in channel stds; s > 0: each sample's "
+        "error divided by its own spatial variance (floored at s channel variances)")
     lambda_commit: float = Field(
         0.0, ge=0, description="weight of L_commit: distance between the tokenizer latents of "
         "MNO and CNO features over the window's frames (0 = off)")

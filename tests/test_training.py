@@ -250,6 +250,31 @@ def test_operator_predicts_a_scaled_increment():
     torch.testing.assert_close(plain(u, None), u + std.view(1, 2, 1, 1))
 
 
+def test_per_sample_trajectory_loss_weighs_faint_samples_like_bright_ones():
+    from noa_platform.training.losses import TrajectoryLoss, Window
+
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(2, 3, 1, 8, 8, generator=g, dtype=torch.float64)
+    true[1] *= 0.1  # a faint sample: a tenth of the spread
+    pred = true + 0.01 * torch.randn(true.shape, generator=g, dtype=torch.float64)
+    pred[1] = true[1] + 0.1 * (pred[1] - true[1])  # ... and an error a tenth as large
+    w = Window(pred=pred, true=true, std=torch.ones(1, 1, 1, 1, dtype=torch.float64),
+               latents={})
+    err = (pred[:, 1:] - true[:, 1:]).square().mean(dim=(1, 2, 3, 4))
+    # Plain: the faint sample's error is 1 % of the bright one's and barely counts.
+    assert TrajectoryLoss()(w).item() == pytest.approx(err.mean().item(), rel=1e-12)
+    # Per sample: each error over its own spatial variance (mean over the window's frames).
+    var = true[:, 1:].var(dim=(-2, -1)).mean(dim=(1, 2))
+    expected = (err / var.clamp_min(1e-3)).mean().item()
+    assert TrajectoryLoss(per_sample=1e-3)(w).item() == pytest.approx(expected, rel=1e-12)
+    terms = err / var
+    assert terms[1] / terms[0] == pytest.approx(1.0, rel=0.5)  # now comparable
+    # The floor: a uniform sample's error is divided by the floor, not by ~0.
+    true[1] = 0.3
+    pred[1] = 0.3 + 1e-3
+    assert TrajectoryLoss(per_sample=0.05)(w).item() < 1e-3
+
+
 def test_increment_cutoff_removes_exactly_the_modes_above_it():
     # An architecture whose increment is one plane wave per shell of |k| = 1..8 on a 16² grid
     # (k_max = 8): the cutoff 0.5 keeps |k| <= 4, the rest must vanish from the increment and

@@ -111,7 +111,7 @@ class Trainer:
         if tokenizer is not None:
             tokenizer.requires_grad_(False)
             tokenizer.eval()
-        self.losses: list[Any] = [TrajectoryLoss()]
+        self.losses: list[Any] = [TrajectoryLoss(per_sample=cfg.traj_per_sample_floor)]
         if cfg.lambda_commit > 0:
             self.losses.append(LatentDistanceLoss(tokenizer, feature_fn, cfg.lambda_commit))
         self.projector: LatentProjector | None = None
