@@ -61,30 +61,21 @@ def builtin_extractors() -> list[FeatureExtractorSpec]:
     from noa_platform.features.names import DEFINITION_VERSION, feature_names
 
     names = feature_names()
-    families = "noa_platform.features.families"
+    table = (
+        ("initial", "statistics of the initial condition, pooled over channels", False),
+        ("summary", "evolution of the rollout (trends, spectra, correlations, settling)", False),
+        ("temporal", "per-frame statistics [B, T+1, D], pooled over channels", True),
+    )
     return [
         FeatureExtractorSpec(
-            family="initial",
-            extract=ImportedOnCall(families, "initial_features"),
-            names=names["initial"],
-            description="statistics of the initial condition, pooled over channels",
+            family=family,
+            extract=ImportedOnCall("noa_platform.features.families", f"{family}_features"),
+            names=names[family],
+            temporal=temporal,
+            description=description,
             version=DEFINITION_VERSION,
-        ),
-        FeatureExtractorSpec(
-            family="summary",
-            extract=ImportedOnCall(families, "summary_features"),
-            names=names["summary"],
-            description="evolution of the rollout (trends, spectra, correlations, settling)",
-            version=DEFINITION_VERSION,
-        ),
-        FeatureExtractorSpec(
-            family="temporal",
-            extract=ImportedOnCall(families, "temporal_features"),
-            names=names["temporal"],
-            temporal=True,
-            description="per-frame statistics [B, T+1, D], pooled over channels",
-            version=DEFINITION_VERSION,
-        ),
+        )
+        for family, description, temporal in table
     ]
 
 

@@ -20,6 +20,7 @@ from noa_platform.numerics.etd import CoupledLinear, matrix_phi_functions
 from noa_platform.numerics.nonlinear import pointwise
 from noa_platform.numerics.spectral import laplacian_symbol
 from noa_platform.numerics.template import SpectralSolver
+from noa_platform.testing import record_stepper_steps
 
 GRID = Grid((16, 16), (2 * math.pi, 2 * math.pi))
 
@@ -437,22 +438,6 @@ def _riccati_u0(amplitudes, dtype=torch.float64):
     return torch.tensor(amplitudes, dtype=dtype).reshape(-1, 1, 1, 1).expand(-1, 1, 8, 8).clone()
 
 
-def _spy_steps(monkeypatch):
-    """Record ``(batch size, dt)`` of every stepper the template builds."""
-    from noa_platform.numerics import template
-
-    built = []
-    real = template.make_stepper
-
-    def spy(integrator, *, linear, dt, nonlinear, dtype, device):
-        built.append(dt)
-        return real(integrator, linear=linear, dt=dt, nonlinear=nonlinear, dtype=dtype,
-                    device=device)
-
-    monkeypatch.setattr(template, "make_stepper", spy)
-    return built
-
-
 def test_ladder_of_step_counts():
     from noa_platform.numerics.template import ladder_steps
 
@@ -463,7 +448,7 @@ def test_ladder_of_step_counts():
 
 def test_state_dependent_plan_follows_the_solution(monkeypatch):
     grid = Grid((8, 8), (2 * math.pi, 2 * math.pi))
-    built = _spy_steps(monkeypatch)
+    built = record_stepper_steps(monkeypatch)
     solver = Riccati()
     assert solver.state_dependent_steps and not Diffusion().state_dependent_steps
     th = torch.full((1, 1), 0.5, dtype=torch.float64)

@@ -27,6 +27,12 @@ class InitialCondition:
     sample: Callable[[int, Grid, torch.Generator], torch.Tensor]
     description: str = ""
 
+    @classmethod
+    def from_function(cls, name: str, sample: Callable[[int, Grid, torch.Generator],
+                                                       torch.Tensor]) -> InitialCondition:
+        """The family ``name`` drawn by ``sample``, described by its docstring's first line."""
+        return cls(name, sample, (sample.__doc__ or "").split("\n")[0])
+
 
 class Solver(ABC):
     """The domain's ground-truth operator (CNO).
@@ -35,8 +41,10 @@ class Solver(ABC):
 
     * ``u0``: ``[B, C, H, W]`` float32 or float64 on any device; must be finite.
     * ``params``: ``[B, P]`` physical θ values (float64 preferred), one row per sample.
-    * ``seeds``: ``[B]`` integers, one per sample, used only for stochastic forcing
-      (``noise_amplitude > 0``); ignored when the solver is deterministic.
+    * ``seeds``: ``[B]`` integers, one per sample, for stochastic forcing
+      (``noise_amplitude > 0``) and for per-sample static fields a domain draws from them
+      (e.g. a heterogeneous wave speed); a deterministic solver without such fields ignores
+      them.
     * Returns ``[B, n_frames + 1, C, H, W]`` in ``u0``'s dtype and device; frame 0 is ``u0``.
     * Sample ``i`` depends only on ``(u0[i], params[i], seeds[i])``: any internal step count is
       decided per sample, never from the batch's worst case.

@@ -22,6 +22,7 @@ from noa_platform.api import Grid
 from noa_platform.numerics.spectral import wavenumbers
 
 __all__ = [
+    "cell_coordinates",
     "gaussian_blobs",
     "gaussian_random_field",
     "multiscale_field",
@@ -97,7 +98,7 @@ def multiscale_field(n: int, grid: Grid, generator: torch.Generator, *,
     return normalize_fields(total) if normalize else total
 
 
-def _coordinates(grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+def cell_coordinates(grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
     """Cell positions ``y [H, 1]``, ``x [1, W]`` in physical units, float64."""
     dy, dx = grid.spacing
     h, w = grid.shape
@@ -126,7 +127,7 @@ def random_sinusoids(n: int, grid: Grid, generator: torch.Generator, *, n_modes:
     mx = (pick % side - max_mode).to(torch.float64)
     amp = 0.5 + 0.5 * torch.rand(shape, generator=generator, dtype=torch.float64)
     phase = 2.0 * math.pi * torch.rand(shape, generator=generator, dtype=torch.float64)
-    y, x = _coordinates(grid)
+    y, x = cell_coordinates(grid)
     ly, lx = grid.extent
     arg = 2.0 * math.pi * (my[..., None, None] * (y / ly) + mx[..., None, None] * (x / lx))
     field = (amp[..., None, None] * torch.sin(arg + phase[..., None, None])).sum(dim=2)
@@ -165,7 +166,7 @@ def gaussian_blobs(n: int, grid: Grid, generator: torch.Generator, *, n_blobs: i
     if signed:
         sign = torch.randint(0, 2, shape, generator=generator).to(torch.float64) * 2 - 1
         amp = amp * sign
-    y, x = _coordinates(grid)
+    y, x = cell_coordinates(grid)
     d_y = y - cy[..., None, None]
     d_x = x - cx[..., None, None]
     d_y = d_y - ly * torch.round(d_y / ly)

@@ -74,6 +74,7 @@ frames are the states at the end of the interval, so frame 0 is ``u0``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from abc import abstractmethod
@@ -125,25 +126,26 @@ def static_field_generator(seed: int, stream: int = 0) -> torch.Generator:
                                          & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-#: Keywords a hook may declare to receive; hooks that do not declare one are called without it.
-OPTIONAL_HOOK_KEYWORDS = ("seeds", "grid")
-
-
-def _declared(method: Callable, keyword: str) -> bool:
-    """Whether a hook declares the optional ``keyword`` (or takes ``**kwargs``)."""
+@functools.cache
+def _declared_by(function: Callable, keyword: str) -> bool:
     try:
-        params = inspect.signature(method).parameters.values()
+        params = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return False
     return any(p.name == keyword and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
                or p.kind is p.VAR_KEYWORD for p in params)
 
 
+def _declared(method: Callable, keyword: str) -> bool:
+    """Whether a hook declares the optional ``keyword`` (or takes ``**kwargs``); answered once
+    per function, since the state-step hook is called per sample and frame."""
+    return _declared_by(getattr(method, "__func__", method), keyword)
+
+
 def _call_hook(method: Callable, *args, **optional):
     """``method(*args, **optional)``, passing only the optional keywords (``seeds``, and
     ``grid`` for the planning hooks) that the hook declares."""
-    return method(*args, **{k: v for k, v in optional.items()
-                            if k in OPTIONAL_HOOK_KEYWORDS and _declared(method, k)})
+    return method(*args, **{k: v for k, v in optional.items() if _declared(method, k)})
 
 
 def _kicked(x: torch.Tensor, gens: list[torch.Generator], sigma: float) -> torch.Tensor:

@@ -9,7 +9,7 @@
 """
 
 from noa_platform.testing.kit import CHECKS, DomainCheck, check_domain, yield_checks
-from noa_platform.testing.pytest_helpers import parametrize_with_checks
+from noa_platform.testing.pytest_helpers import parametrize_with_checks, record_stepper_steps
 from noa_platform.testing.report import CheckFailed, CheckReport, CheckResult, CheckSkipped
 from noa_platform.testing.toy_domain import ToyDomain
 
@@ -23,5 +23,6 @@ __all__ = [
     "ToyDomain",
     "check_domain",
     "parametrize_with_checks",
+    "record_stepper_steps",
     "yield_checks",
 ]

@@ -28,3 +28,21 @@ def parametrize_with_checks(domains: Iterable[Domain], *,
     checks = yield_checks(select)
     params = [pytest.param(d, c, id=f"{d.name}-{c.name}") for d in domains for c in checks]
     return pytest.mark.parametrize("domain, check", params)
+
+
+def record_stepper_steps(monkeypatch: Any) -> list[float]:
+    """The internal step ``dt`` of every stepper the spectral template builds from now on
+    (one per group and plan), in order: a test of a solver's step plan reads it after a
+    rollout. ``monkeypatch`` is pytest's fixture; the patch ends with the test."""
+    from noa_platform.numerics import template
+
+    built: list[float] = []
+    real = template.make_stepper
+
+    def spy(integrator, *, linear, dt, nonlinear, dtype, device):
+        built.append(dt)
+        return real(integrator, linear=linear, dt=dt, nonlinear=nonlinear, dtype=dtype,
+                    device=device)
+
+    monkeypatch.setattr(template, "make_stepper", spy)
+    return built

@@ -74,10 +74,10 @@ def shear(n: int, grid: Grid, generator):
 
 INITIAL_CONDITIONS: dict[str, InitialCondition] = {
     ic.name: ic for ic in (
-        InitialCondition("gaussian-random-field", grf, grf.__doc__.split("\n")[0]),
-        InitialCondition("multiscale", multiscale, multiscale.__doc__.split("\n")[0]),
-        InitialCondition("vortices", vortices, vortices.__doc__.split("\n")[0]),
-        InitialCondition("shear", shear, shear.__doc__.split("\n")[0]),
+        InitialCondition.from_function("gaussian-random-field", grf),
+        InitialCondition.from_function("multiscale", multiscale),
+        InitialCondition.from_function("vortices", vortices),
+        InitialCondition.from_function("shear", shear),
     )
 }
 

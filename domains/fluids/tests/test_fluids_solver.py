@@ -166,17 +166,9 @@ def test_the_courant_number_stays_inside_the_stability_margin():
 
 
 def test_each_frame_respects_the_cfl_limit_of_its_own_state(monkeypatch):
-    from noa_platform.numerics import template
+    from noa_platform.testing import record_stepper_steps
 
-    built = []
-    real = template.make_stepper
-
-    def spy(integrator, *, linear, dt, nonlinear, dtype, device):
-        built.append(dt)
-        return real(integrator, linear=linear, dt=dt, nonlinear=nonlinear, dtype=dtype,
-                    device=device)
-
-    monkeypatch.setattr(template, "make_stepper", spy)
+    built = record_stepper_steps(monkeypatch)
     n = 16
     w0 = 6.0 * grf(n, seed=1)                   # RMS speed 6: the CFL limit binds
     traj = SOLVER.rollout(w0, theta(0.05, 0.2), 3, grid=grid(n), frame_dt=1.0)

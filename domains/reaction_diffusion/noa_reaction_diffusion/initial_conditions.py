@@ -114,10 +114,10 @@ def random_squares(n: int, grid: Grid, generator: torch.Generator) -> torch.Tens
 
 INITIAL_CONDITIONS: dict[str, InitialCondition] = {
     ic.name: ic for ic in (
-        InitialCondition("random-squares", random_squares, random_squares.__doc__.split("\n")[0]),
-        InitialCondition("gaussian-random-field", grf, grf.__doc__.split("\n")[0]),
-        InitialCondition("multiscale", multiscale, multiscale.__doc__.split("\n")[0]),
-        InitialCondition("sinusoids", sinusoids, sinusoids.__doc__.split("\n")[0]),
-        InitialCondition("blobs", blobs, blobs.__doc__.split("\n")[0]),
+        InitialCondition.from_function("random-squares", random_squares),
+        InitialCondition.from_function("gaussian-random-field", grf),
+        InitialCondition.from_function("multiscale", multiscale),
+        InitialCondition.from_function("sinusoids", sinusoids),
+        InitialCondition.from_function("blobs", blobs),
     )
 }

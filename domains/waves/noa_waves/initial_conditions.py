@@ -31,21 +31,14 @@ if TYPE_CHECKING:
 C_REF = 0.75
 
 
-def _coordinates(grid: Grid):
-    import torch
-
-    (h, w), (dy, dx) = grid.shape, grid.spacing
-    y = torch.arange(h, dtype=torch.float64).reshape(h, 1) * dy
-    x = torch.arange(w, dtype=torch.float64).reshape(1, w) * dx
-    return y, x
-
-
 def gaussian_pulse(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
     """1 to 3 Gaussian pulses of width 0.08–0.15 at rest (u_t = 0)."""
     import torch
 
+    from noa_platform.numerics.random_fields import cell_coordinates
+
     (ly, lx) = grid.extent
-    y, x = _coordinates(grid)
+    y, x = cell_coordinates(grid)
     out = torch.zeros((n, 2, *grid.shape), dtype=torch.float64)
     for i in range(n):
         count = int(torch.randint(1, 4, (1,), generator=generator))
@@ -67,8 +60,10 @@ def plane_waves(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor:
     """1 to 3 travelling plane waves with up to 3 wavelengths across the domain per axis."""
     import torch
 
+    from noa_platform.numerics.random_fields import cell_coordinates
+
     (ly, lx) = grid.extent
-    y, x = _coordinates(grid)
+    y, x = cell_coordinates(grid)
     out = torch.zeros((n, 2, *grid.shape), dtype=torch.float64)
     for i in range(n):
         count = int(torch.randint(1, 4, (1,), generator=generator))
@@ -97,8 +92,8 @@ def random_field(n: int, grid: Grid, generator: torch.Generator) -> torch.Tensor
 
 INITIAL_CONDITIONS: dict[str, InitialCondition] = {
     ic.name: ic for ic in (
-        InitialCondition("gaussian-pulse", gaussian_pulse, gaussian_pulse.__doc__.split("\n")[0]),
-        InitialCondition("plane-waves", plane_waves, plane_waves.__doc__.split("\n")[0]),
-        InitialCondition("random-field", random_field, random_field.__doc__.split("\n")[0]),
+        InitialCondition.from_function("gaussian-pulse", gaussian_pulse),
+        InitialCondition.from_function("plane-waves", plane_waves),
+        InitialCondition.from_function("random-field", random_field),
     )
 }
