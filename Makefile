@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DOMAINS))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' $(addprefix -e ,$(DOMAINS))
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,align]' $(addprefix -e ,$(DOMAINS))
 	@touch $@
 
 demo: $(STAMP)
