@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from noa_platform.errors import NoaError
 from noa_platform.registry.entry import ID_HEX, KINDS, RegistryEntry, artifact_id, jsonable
@@ -81,7 +81,7 @@ def default_versions(domain: str) -> dict[str, Any]:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
 
 
 def _dumps(value: Any, where: str) -> str:
@@ -103,7 +103,7 @@ class Registry:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> Registry:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
