@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from noa_platform.cli.app import echo_json, main
 
 # Everything heavier than click is imported inside the commands, so `noa --help` stays fast.
+
+
+class ShardType(click.ParamType):
+    """``k/N`` for ``--shard``: a malformed value is a usage error (exit 2)."""
+
+    name = "k/N"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from noa_platform.data.shards import Shard
+
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @main.command()
@@ -23,13 +41,17 @@ from noa_platform.cli.app import echo_json, main
                    "[features] families are the ones stored.")
 @click.option("--device", default="cpu", show_default=True, help="Device the solver runs on.")
 @click.option("--no-features", is_flag=True, help="Do not compute features while generating.")
+@click.option("--shard", type=ShardType(), default=None,
+              help="Write only shard k of N (k counts from 1) of the run; `noa data merge` "
+                   "joins the shards into the file an unsharded run writes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: int | None,
-             config_file: Path | None, device: str, no_features: bool, quiet: bool) -> None:
+             config_file: Path | None, device: str, no_features: bool, shard: Any, quiet: bool
+             ) -> None:
     """Generate a CNO dataset for DOMAIN.
 
     Interrupted at any moment, the same command continues where it stopped and produces the
-    same file an uninterrupted run would have.
+    same file an uninterrupted run would have. With --shard k/N, only that shard of the run.
     """
     from noa_platform.config import domain_config
     from noa_platform.data.generate import generate as run_generation
@@ -47,7 +69,8 @@ def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: i
     cfg = domain_config(d, preset, config_file, {"generation": overrides} if overrides else None)
     path = run_generation(d, cfg.generation, out, device=device, progress=not quiet,
                           log=lambda m: click.echo(m, err=True),
-                          features=run_feature_set(cfg) if cfg.generation.features else None)
+                          features=run_feature_set(cfg) if cfg.generation.features else None,
+                          shard=shard)
     click.echo(str(path))
 
 
@@ -69,7 +92,8 @@ def info(file: Path, as_json: bool) -> None:
         if as_json:
             echo_json(progress)
         else:
-            click.echo(f"{file}: {progress['domain']} dataset being generated: "
+            what = f"shard {progress['shard']}" if progress["shard"] else "dataset"
+            click.echo(f"{file}: {progress['domain']} {what} being generated: "
                        f"{progress['completed']} of {progress['samples']} samples done "
                        f"(in {progress['partial']}; rerun the same `noa generate` to finish)")
         return
@@ -81,6 +105,10 @@ def info(file: Path, as_json: bool) -> None:
     click.echo(f"{meta['file']}: {meta['domain']} {meta['domain_version']} "
                f"(platform {meta['platform_version']}, schema {meta['schema_version']}, "
                f"created {meta['created']})")
+    if meta["shard"]:
+        s = meta["shard"]
+        click.echo(f"  shard:        {s['k']}/{s['of']} of a {s['run_samples']}-sample run, "
+                   f"samples {s['first']}..{s['last']} (`noa data merge` joins the shards)")
     state = "complete" if meta["complete"] else "INCOMPLETE"
     click.echo(f"  samples:      {meta['samples']} ({meta['completed']} written, {state})")
     click.echo(f"  trajectories: {meta['trajectories']['shape']} {meta['trajectories']['dtype']} "
@@ -101,6 +129,23 @@ def info(file: Path, as_json: bool) -> None:
     click.echo(f"  features:     {feats}")
     click.echo(f"  size:         {meta['size_bytes'] / 1e6:.1f} MB, fingerprint "
                f"{meta['fingerprint'][:16]}")
+
+
+@data.command("merge")
+@click.argument("shards", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Dataset file to write (must not exist).")
+def merge(shards: tuple[Path, ...], out: Path) -> None:
+    """Join the SHARDS of one `noa generate --shard` run into one dataset.
+
+    The result equals the file an unsharded run writes, sample for sample, fingerprint
+    included. A missing or doubled sample, a shard of another run or a foreign file is refused.
+    """
+    from noa_platform.data.merge import merge_shards
+
+    path = merge_shards(shards, out, log=lambda m: click.echo(m, err=True))
+    click.echo(str(path))
 
 
 @main.command()

@@ -8,6 +8,10 @@ sample is a pure function of its (θ, seed, family) and the solver does not coup
 batch, the resumed dataset is identical to one generated without interruption. When all
 batches exist, the HDF5 file is assembled under a temporary name and renamed to ``<out>``;
 the partial folder is removed last. Nothing is ever left half-written under the final name.
+
+With a :class:`~noa_platform.data.shards.Shard` the same happens for that shard's samples only
+(whole batches of the run, see :mod:`noa_platform.data.shards`), and the file written is a
+shard, which :mod:`noa_platform.data.merge` joins with the others.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from noa_platform import __version__
 from noa_platform.api import Domain, ParameterSpace
 from noa_platform.atomic import atomic_path, atomic_savez, atomic_write_json
 from noa_platform.config import GenerationConfig, first_difference
-from noa_platform.data.partial import batch_path, contiguous_batches, done_mask
+from noa_platform.data.partial import batch_path, done_mask
 from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit, split_indices
+from noa_platform.data.shards import Shard, local_splits
 from noa_platform.data.simulate import simulate
 from noa_platform.data.store import DatasetFile, write_dataset
 from noa_platform.errors import DataError, ParameterError
@@ -39,11 +44,16 @@ if TYPE_CHECKING:
 
 
 class Plan:
-    """Everything decided before any sample is computed: θ, seeds, families, splits."""
+    """Everything decided before any sample is computed: θ, seeds, families, splits.
 
-    def __init__(self, domain: Domain, config: GenerationConfig):
+    All of it is the whole run's; ``indices`` are the samples this file holds (all of them,
+    or a shard's).
+    """
+
+    def __init__(self, domain: Domain, config: GenerationConfig, shard: Shard | None = None):
         self.domain = domain
         self.config = config
+        self.shard = shard
         unknown = set(config.ic_families) - set(domain.initial_conditions)
         if unknown:
             raise DataError(
@@ -60,11 +70,17 @@ class Plan:
                                         config.ic_families or None)
         self.splits = split_indices(n, config.splits.model_dump())
         self.grid = domain.grid_for(config.resolution)
-        self.shape = (n, config.n_frames + 1, len(domain.channels), *self.grid.shape)
+        self.indices = (shard.indices(n, config.batch_size) if shard is not None
+                         else np.arange(n, dtype=np.int64))
+        self.shape = (len(self.indices), config.n_frames + 1, len(domain.channels),
+                      *self.grid.shape)
 
     def manifest(self) -> dict[str, Any]:
-        return {"domain": self.domain.name, "domain_version": self.domain.version,
-                "config": self.config.model_dump(mode="json")}
+        out = {"domain": self.domain.name, "domain_version": self.domain.version,
+               "config": self.config.model_dump(mode="json")}
+        if self.shard is not None:
+            out["shard"] = self.shard.describe()
+        return out
 
     def simulate(self, indices: np.ndarray, device: str = "cpu") -> torch.Tensor:
         return simulate_as_configured(self.domain, self.config, self.values[indices],
@@ -123,20 +139,24 @@ def generate(
     progress: bool = True,
     log: Callable[[str], None] = print,
     features: FeatureSet | None = None,
+    shard: Shard | None = None,
 ) -> Path:
     """Generate (or finish generating) the dataset ``out``; returns its path.
 
     ``features`` are the families stored with the trajectories when ``config.features`` is
     on (default: the core's three, :func:`~noa_platform.features.selection.feature_set`).
+    With ``shard``, only that shard of the run is generated, into a shard file.
     """
     out = Path(out)
-    plan = Plan(domain, config)
+    plan = Plan(domain, config, shard)
     manifest = plan.manifest()
     if out.exists():
         with DatasetFile(out) as existing:
             old = {"domain": existing.domain,
                    "domain_version": str(existing.h5.attrs["domain_version"]),
                    "config": existing.config}
+            if existing.shard is not None:
+                old["shard"] = existing.shard.describe()
         diff = first_difference(old, manifest)
         if diff:
             raise DataError(f"{out} exists and was generated with other settings ({diff}); "
@@ -161,14 +181,15 @@ def generate(
 
         feature_fn = features if features is not None else feature_set()
     names = feature_fn.names if feature_fn is not None else {}
-    done = done_mask(work, config.n_samples)
-    todo = np.flatnonzero(~done)
+    done = done_mask(work, config.n_samples)[plan.indices]
+    todo = plan.indices[~done]
     if done.any():
-        log(f"resuming {out}: {int(done.sum())} of {config.n_samples} samples already done")
+        log(f"resuming {out}: {int(done.sum())} of {len(plan.indices)} samples already done")
 
-    bar = tqdm(total=config.n_samples, initial=int(done.sum()), desc=f"generate {domain.name}",
+    label = f"generate {domain.name}" + (f" shard {shard}" if shard is not None else "")
+    bar = tqdm(total=len(plan.indices), initial=int(done.sum()), desc=label,
                unit="sample", disable=not progress)
-    for run in contiguous_batches(todo, config.batch_size):
+    for run in aligned_batches(todo, config.batch_size):
         traj = plan.simulate(run, device=device)
         arrays = {"indices": run, "trajectories": traj.float().cpu().numpy()}
         if feature_fn is not None:
@@ -185,11 +206,26 @@ def generate(
     return out
 
 
-def _batches(work: Path) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+def aligned_batches(todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Sorted indices cut at multiples of ``batch_size``: every batch computed is (part of)
+    the run's batch ``i // batch_size``, however the run was interrupted or sharded, so what
+    depends on a batch's composition (features, in the last bits) does not change."""
+    todo = np.asarray(todo, dtype=np.int64)
+    cuts = np.flatnonzero((np.diff(todo) != 1) | (np.diff(todo // batch_size) != 0)) + 1
+    return [b for b in np.split(todo, cuts) if len(b)]
+
+
+def _batches(work: Path, indices: np.ndarray
+             ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+    """The batch files of the samples ``indices`` (sorted), as rows of the file written."""
     for f in sorted(work.glob("batch-*.npz")):
         with np.load(f) as z:
+            rows = np.searchsorted(indices, z["indices"])
+            if not np.array_equal(indices[np.minimum(rows, len(indices) - 1)], z["indices"]):
+                raise DataError(f"{f}: holds samples outside this file's "
+                                f"{indices[0]}..{indices[-1]}; delete {work} and rerun")
             feats = {k.split(".", 1)[1]: z[k] for k in z.files if k.startswith("features.")}
-            yield z["indices"], z["trajectories"], feats
+            yield rows, z["trajectories"], feats
 
 
 def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[str, ...]],
@@ -201,9 +237,13 @@ def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[
 def _write(plan: Plan, work: Path, tmp: Path, feature_names: dict[str, tuple[str, ...]],
            feature_versions: dict[str, str]) -> None:
     d = plan.domain
+    idx = plan.indices
+    shard_attrs = ({"shard": json.dumps(plan.shard.describe())} if plan.shard is not None
+                   else {})
     write_dataset(
         tmp,
         attrs={
+            **shard_attrs,
             "domain": d.name,
             "domain_version": d.version,
             "platform_version": __version__,
@@ -217,16 +257,17 @@ def _write(plan: Plan, work: Path, tmp: Path, feature_names: dict[str, tuple[str
             "frame_dt": float(d.frame_dt),
         },
         param_names=d.parameter_space.names,
-        unit=plan.unit,
-        values=plan.values,
-        seeds=plan.seeds,
-        families=plan.families,
-        splits=plan.splits,
-        batches=_batches(work),
+        unit=plan.unit[idx],
+        values=plan.values[idx],
+        seeds=plan.seeds[idx],
+        families=[plan.families[i] for i in idx],
+        splits=local_splits(plan.splits, idx) if plan.shard is not None else plan.splits,
+        batches=_batches(work, idx),
         shape=plan.shape,
         feature_names=feature_names,
         feature_versions=feature_versions,
         compression_level=plan.config.compression_level,
+        sample_index=idx if plan.shard is not None else None,
     )
 
 
@@ -250,6 +291,12 @@ def partial_progress(out: str | os.PathLike) -> dict[str, Any] | None:
     if not manifest_path.exists():
         return None
     manifest = json.loads(manifest_path.read_text())
-    done = int(done_mask(work, manifest["config"]["n_samples"]).sum())
+    cfg = manifest["config"]
+    n = cfg["n_samples"]
+    shard = (Shard.from_description(manifest["shard"], str(manifest_path))
+             if "shard" in manifest else None)
+    indices = shard.indices(n, cfg["batch_size"]) if shard is not None else np.arange(n)
+    done = int(done_mask(work, n)[indices].sum())
     return {"file": str(out), "partial": str(work), "domain": manifest["domain"],
-            "samples": manifest["config"]["n_samples"], "completed": done, "complete": False}
+            "shard": str(shard) if shard is not None else None,
+            "samples": len(indices), "completed": done, "complete": False}

@@ -14,6 +14,11 @@ Datasets::
     completed         bool    [N]                 per-sample completion record
     splits/{train,val,test}  int64 [n_split]      sample indices
     features/<family> float32 [N, D] or [N, T+1, D]  attrs: names, frame_dt
+    sample_index      int64   [N]                 shards only: each row's index in the run
+
+A shard (``noa generate --shard k/N``, :mod:`noa_platform.data.shards`) has the same layout
+over its own samples, its splits as row numbers, plus the root attribute ``shard``
+(``{"k", "of"}`` as JSON) and ``sample_index``; ``config`` is the whole run's.
 
 A file under its final name is always complete: writers build it under a temporary name and
 rename it (see :mod:`noa_platform.data.generate`).
@@ -32,6 +37,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from noa_platform.data.shards import Shard
 from noa_platform.errors import DataError
 
 SCHEMA_VERSION = 1
@@ -89,7 +95,10 @@ class DatasetFile:
             if key not in self.h5:
                 raise DataError(f"{self.path}: dataset {key!r} is missing")
         n = self.h5["trajectories"].shape[0]
-        for key in REQUIRED[1:]:
+        required = REQUIRED[1:] + (("sample_index",) if "shard" in attrs else ())
+        for key in required:
+            if key not in self.h5:
+                raise DataError(f"{self.path}: dataset {key!r} is missing")
             if self.h5[key].shape[0] != n:
                 raise DataError(f"{self.path}: {key!r} has {self.h5[key].shape[0]} rows, "
                                 f"trajectories has {n}")
@@ -116,6 +125,19 @@ class DatasetFile:
     @property
     def fingerprint(self) -> str:
         return str(self.h5.attrs["fingerprint"])
+
+    @property
+    def shard(self) -> Shard | None:
+        """Which shard of its run this file is, or ``None`` for a whole dataset."""
+        if "shard" not in self.h5.attrs:
+            return None
+        return Shard.from_description(json.loads(self.h5.attrs["shard"]), str(self.path))
+
+    def sample_index(self) -> np.ndarray:
+        """Each row's sample index in the run (``0..N-1`` for a whole dataset)."""
+        if "sample_index" in self.h5:
+            return self.h5["sample_index"][:]
+        return np.arange(len(self), dtype=np.int64)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -185,8 +207,16 @@ class DatasetFile:
         values = self.params("value")
         names = self.param_names
         completed = self.h5["completed"][:]
+        shard = self.shard
+        where = None
+        if shard is not None:
+            index = self.sample_index()
+            where = {**shard.describe(), "run_samples": int(self.config["n_samples"]),
+                     "first": int(index[0]) if len(index) else None,
+                     "last": int(index[-1]) if len(index) else None}
         return {
             "file": str(self.path),
+            "shard": where,
             "schema_version": int(attrs["schema_version"]),
             "domain": self.domain,
             "domain_version": str(attrs["domain_version"]),
@@ -227,12 +257,14 @@ def write_dataset(
     feature_names: Mapping[str, tuple[str, ...]] | None = None,
     feature_versions: Mapping[str, str] | None = None,
     compression_level: int = 4,
+    sample_index: np.ndarray | None = None,
 ) -> str:
     """Write a complete dataset at ``path`` from ``batches`` and return its fingerprint.
 
     ``batches`` yields ``(indices, trajectories, features)`` with sorted, disjoint indices
     covering ``range(N)``; ``features`` maps family to array (or is empty). The caller chooses
-    a temporary ``path`` and renames it once this returns.
+    a temporary ``path`` and renames it once this returns. A shard passes ``sample_index``
+    (each row's index in the run) and the ``shard`` attribute.
     """
     n = shape[0]
     fp = Fingerprint()
@@ -249,6 +281,8 @@ def write_dataset(
             ds = h5.create_dataset(f"params/{which}", data=arr.astype(np.float64))
             ds.attrs["names"] = json.dumps(list(param_names))
         h5.create_dataset("seeds", data=seeds.astype(np.int64))
+        if sample_index is not None:
+            h5.create_dataset("sample_index", data=np.asarray(sample_index, dtype=np.int64))
         h5.create_dataset("ic_family", data=np.array(families, dtype=object),
                           dtype=h5py.string_dtype())
         for name, idx in splits.items():
