@@ -21,3 +21,10 @@ def fixture_plugins(tmp_path, monkeypatch):
     for name in list(sys.modules):
         if name.startswith("noa_fixture_"):
             del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def isolated_artifact_registry(tmp_path_factory, monkeypatch):
+    """`noa train` records its results in a registry (default ./registry): give every test,
+    and the processes it starts, its own, so no test writes into the working tree."""
+    monkeypatch.setenv("NOA_REGISTRY", str(tmp_path_factory.mktemp("registry")))

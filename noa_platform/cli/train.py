@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -36,10 +37,15 @@ from noa_platform.cli.app import main
 @click.option("--lambda-commit", type=click.FloatRange(min=0), help="Weight of L_commit.")
 @click.option("--lambda-latent", type=click.FloatRange(min=0), help="Weight of L_latent.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--registry", "registry_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Registry to record the results in (default: $NOA_REGISTRY, else "
+                   "./registry).")
+@click.option("--no-register", is_flag=True, help="Do not record the results in a registry.")
 def train(domain: str, preset: str, config_file: Path | None, dataset: Path | None, stage: str,
           resume: Path | None, device: str, run_dir: Path | None, epochs: int | None,
           seed: int | None, bptt_window: int | None, lambda_commit: float | None,
-          lambda_latent: float | None, quiet: bool) -> None:
+          lambda_latent: float | None, quiet: bool, registry_dir: Path | None,
+          no_register: bool) -> None:
     """Train DOMAIN: CNO data, features, tokenizer, MNO, post-training validation.
 
     Each stage reuses what a previous run with the same settings left in RUN_DIR, so the
@@ -58,4 +64,12 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
     pipeline = Pipeline(d, cfg, run_dir, dataset=dataset, device=device, progress=not quiet,
                         log=lambda m: click.echo(m, err=True))
     report = pipeline.run(stage=stage, resume=resume)
+    # Under torchrun every rank runs this command; one record of the run is enough.
+    if not no_register and int(os.environ.get("RANK", "0")) == 0:
+        from noa_platform.registry import open_registry
+        from noa_platform.registry.training_run import register_run
+
+        with open_registry(registry_dir) as reg:
+            register_run(reg, domain, run_dir, pipeline.dataset_path, cfg, stage,
+                         log=lambda m: click.echo(m, err=True))
     click.echo(f"report: {report}")
