@@ -131,7 +131,11 @@ class DatasetFile:
         """Which shard of its run this file is, or ``None`` for a whole dataset."""
         if "shard" not in self.h5.attrs:
             return None
-        return Shard.from_description(json.loads(self.h5.attrs["shard"]), str(self.path))
+        try:
+            data = json.loads(self.h5.attrs["shard"])
+        except ValueError:
+            data = self.h5.attrs["shard"]
+        return Shard.from_description(data, str(self.path))
 
     def sample_index(self) -> np.ndarray:
         """Each row's sample index in the run (``0..N-1`` for a whole dataset)."""
