@@ -38,7 +38,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise NoaError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle refused, ...
+    except Exception as exc:  # noqa: BLE001 (truncated zip, pickle refused, ...)
         raise NoaError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise NoaError(f"{path}: not a noa MNO checkpoint")

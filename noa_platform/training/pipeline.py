@@ -14,6 +14,10 @@ Architecture, feature families and tokenizer are looked up by name in the plugin
 Every stage leaves its result in the run folder and is skipped when a result made from the
 same inputs is already there, so running the same command again after an interruption
 continues instead of starting over.
+
+Under ``torchrun`` (:mod:`noa_platform.training.distributed`) rank 0 prepares the dataset and
+fits the tokenizer while the other processes wait, then they load what it wrote; all of them
+train the MNO data-parallel; rank 0 alone writes files and runs the post-training validation.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from noa_platform.models.operator import NeuralOperator
 from noa_platform.plugins import PluginRegistry, get_registry
 from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
 from noa_platform.training.data import SplitData
+from noa_platform.training.distributed import join
 from noa_platform.training.trainer import Trainer
 
 STAGES = ("tokenizer", "mno", "all")
@@ -80,13 +85,15 @@ class Pipeline:
             config.mno.architecture).get("name", U_AFNO), where="mno.architecture.name")
         self.run_dir = Path(run_dir)
         self.dataset_path = Path(dataset) if dataset else self.run_dir / "dataset.h5"
-        self.device = resolve_device(device)
-        self.progress, self._echo = progress, log
+        self.ranks, self.device = join(resolve_device(device))
+        self.progress, self._echo = progress and self.ranks.is_main, log
         self.tokenizer_dir = self.run_dir / "tokenizer"
         self.final_path = self.run_dir / "checkpoints" / "final.pt"
 
     def log(self, message: str) -> None:
-        """Print a message and keep it, time-stamped, in ``RUN_DIR/train.log``."""
+        """Print a message and keep it, time-stamped, in ``RUN_DIR/train.log`` (rank 0)."""
+        if not self.ranks.is_main:
+            return
         self._echo(message)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
@@ -96,6 +103,13 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
 
     def prepare_dataset(self) -> DatasetFile:
+        """The dataset, generated or completed by rank 0 while the other processes wait."""
+        if self.ranks.is_main:
+            self._prepare_dataset()
+        self.ranks.barrier()
+        return DatasetFile(self.dataset_path)
+
+    def _prepare_dataset(self) -> None:
         if not self.dataset_path.exists():
             self.log(f"dataset {self.dataset_path} missing: generating it")
             generate(self.domain, self.config.generation, self.dataset_path,
@@ -107,7 +121,6 @@ class Pipeline:
                                f"{self.domain.name!r}")
         add_features(self.dataset_path, progress=self.progress, log=self.log,
                      features=self.feature_set)
-        return DatasetFile(self.dataset_path)
 
     def _features(self, ds: DatasetFile, split: str | None) -> tuple[
             dict[str, torch.Tensor], dict[str, tuple[str, ...]]]:
@@ -120,6 +133,16 @@ class Pipeline:
         return feats, names
 
     def train_tokenizer(self, ds: DatasetFile) -> Any:
+        """The tokenizer: fitted by rank 0 (a small single-threaded CPU fit), then loaded by
+        the other processes from what it saved, so every process holds the same codebooks."""
+        if self.ranks.is_main:
+            tokenizer = self._train_tokenizer(ds)
+        self.ranks.barrier()
+        if not self.ranks.is_main:
+            tokenizer = self._train_tokenizer(ds)
+        return tokenizer
+
+    def _train_tokenizer(self, ds: DatasetFile) -> Any:
         from noa_platform.tokenizer import plot_report, report
 
         untrained = self.registry.lookup("tokenizers", self.config.tokenizer.name,
@@ -137,6 +160,10 @@ class Pipeline:
         if stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
             self.log(f"tokenizer in {self.tokenizer_dir} is up to date")
             return untrained.load(self.tokenizer_dir)
+        if not self.ranks.is_main:
+            raise NoaError(f"{self.tokenizer_dir}: rank {self.ranks.rank} found no tokenizer "
+                           "fitted on this dataset after rank 0 fitted it; is RUN_DIR on a "
+                           "file system every process sees?")
         train, names = self._features(ds, "train")
         val, _ = self._features(ds, "val")
         self.log(f"training the tokenizer on {len(ds.split('train'))} CNO feature vectors")
@@ -178,7 +205,8 @@ class Pipeline:
                           dataset_fingerprint=ds.fingerprint,
                           tokenizer=tokenizer if feature_fn else None,
                           tokenizer_fingerprint=tok_fp, feature_fn=feature_fn,
-                          device=self.device, progress=self.progress, log=self.log)
+                          device=self.device, progress=self.progress, log=self.log,
+                          ranks=self.ranks)
         n_params = count_parameters(operator)
         self.projector = trainer.projector
         if self.final_path.exists() and resume is None:
@@ -203,7 +231,9 @@ class Pipeline:
                  f"{train.n_frames} steps, windows of {cfg.bptt_window} from any frame, "
                  f"{trainer.total_steps} optimizer steps, device {self.device}")
         state = trainer.fit()
-        save_checkpoint(self.final_path, trainer.checkpoint_state())
+        if self.ranks.is_main:
+            save_checkpoint(self.final_path, trainer.checkpoint_state())
+        self.ranks.barrier()  # best.pt is complete on disk
         # Validate the best epoch's weights rather than the last.
         best = load_checkpoint(self.run_dir / "checkpoints" / "best.pt")
         operator.load_state_dict(best["model"])
@@ -211,6 +241,8 @@ class Pipeline:
             self.projector.load_state_dict(best["projector"])
         self.log(f"MNO trained: {state.step} steps, best val VRMSE {state.best_val:.4g}"
                  + (f" ({state.stopped})" if state.stopped else ""))
+        if not self.ranks.is_main:
+            return operator
         atomic_write_json(self.run_dir / "mno.json", {
             "parameters": n_params, "steps": state.step, "epochs": state.epoch,
             "best_val_vrmse": state.best_val, "nonfinite_updates": state.nonfinite,
@@ -221,11 +253,19 @@ class Pipeline:
     # ------------------------------------------------------------------ the whole run
 
     def run(self, stage: str = "all", resume: str | os.PathLike | None = None) -> Path:
+        """Run up to ``stage``; returns the path of its result. Under torchrun every process
+        returns once rank 0 has finished, so none exits while another still works."""
         if stage not in STAGES:
             raise NoaError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json",
-                          {"domain": self.domain.name, **self.config.model_dump(mode="json")})
+        result = self._run(stage, resume)
+        self.ranks.barrier()
+        return result
+
+    def _run(self, stage: str, resume: str | os.PathLike | None) -> Path:
+        if self.ranks.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.run_dir / "config.json",
+                              {"domain": self.domain.name, **self.config.model_dump(mode="json")})
         self.projector = None
         with self.prepare_dataset() as ds:
             tokenizer = self.train_tokenizer(ds)
@@ -235,6 +275,9 @@ class Pipeline:
             if stage == "mno":
                 return self.final_path
             from noa_platform.evaluation.post_training import validate_run
+
+            if not self.ranks.is_main:
+                return self.run_dir / "report.json"
 
             return validate_run(self.domain, operator, tokenizer, ds, self.run_dir,
                                 self.config, projector=self.projector, device=self.device,

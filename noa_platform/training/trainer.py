@@ -19,6 +19,12 @@ Exact resume: the data order of each epoch is a function of (seed, epoch), every
 of a batch of (seed, epoch, batch); checkpoints are taken at batch boundaries and hold
 everything that evolves (weights, optimizer, scheduler, counters, every RNG state), so a
 resumed run executes the same floating-point operations as an uninterrupted one.
+
+Under ``torchrun`` (:mod:`noa_platform.training.distributed`) every process draws the whole
+global batch the same way and trains on its share of it; the model and projector are one
+DistributedDataParallel module, validation rolls out each process's share of the val split
+and gathers the rollouts, and only rank 0 writes checkpoints and metrics. The samples and
+draws do not depend on the number of processes, so a checkpoint resumes under any number.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from noa_platform.atomic import atomic_write_text
@@ -46,6 +53,7 @@ from noa_platform.models.operator import NeuralOperator
 from noa_platform.models.rollout import rollout
 from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
 from noa_platform.training.data import SplitData, batch_generator, epoch_order
+from noa_platform.training.distributed import SINGLE, Ranks
 from noa_platform.training.losses import (
     LatentDistanceLoss,
     ProjectedLatentLoss,
@@ -74,6 +82,23 @@ class TrainState:
     val_history: list[float] = field(default_factory=list)
 
 
+class _Trained(nn.Module):
+    """What the optimizer trains, as one module for DistributedDataParallel.
+
+    ``forward`` is a training window's rollout with gradient. The projector is applied by the
+    latent loss outside ``forward``; DDP averages its gradients all the same, because its
+    hooks sit on the parameters, not on ``forward``.
+    """
+
+    def __init__(self, operator: NeuralOperator, projector: LatentProjector | None):
+        super().__init__()
+        self.operator, self.projector = operator, projector
+
+    def forward(self, u: torch.Tensor, theta: torch.Tensor, n_steps: int,
+                latent_steps: set[int]) -> Any:
+        return rollout(self.operator, u, theta, n_steps, latent_steps=latent_steps)
+
+
 class Trainer:
     """Trains a :class:`NeuralOperator` on CNO trajectories; see the module docstring."""
 
@@ -92,8 +117,14 @@ class Trainer:
         device: str | torch.device = "cpu",
         progress: bool = True,
         log: Callable[[str], None] = print,
+        ranks: Ranks = SINGLE,
     ):
         self.cfg = config.training
+        self.ranks = ranks
+        progress = progress and ranks.is_main
+        if not ranks.is_main:
+            def log(message: str) -> None:
+                pass
         self.config_json = config.model_dump(mode="json")
         self.model = operator.to(device)
         self.train, self.val = train, val
@@ -123,6 +154,7 @@ class Trainer:
         self.params = list(self.model.parameters())
         if self.projector is not None:
             self.params += list(self.projector.parameters())
+        self.trained = ranks.wrap(_Trained(self.model, self.projector), self.device)
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr,
                                            weight_decay=cfg.weight_decay)
         self.batches_per_epoch = math.ceil(len(train) * cfg.windows_per_sample / cfg.batch_size)
@@ -155,7 +187,11 @@ class Trainer:
         }
 
     def save(self, name: str) -> Path:
-        return save_checkpoint(self.ckpt_dir / name, self.checkpoint_state())
+        """Write a checkpoint (rank 0 only; every rank holds the same state)."""
+        path = self.ckpt_dir / name
+        if self.ranks.is_main:
+            save_checkpoint(path, self.checkpoint_state())
+        return path
 
     def resume(self, path: str | os.PathLike) -> None:
         """Load a checkpoint after checking it belongs to this config, dataset and tokenizer."""
@@ -198,13 +234,15 @@ class Trainer:
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log lines written after the checkpoint, so the log matches the weights."""
-        if not self.metrics_path.exists():
+        if not self.ranks.is_main or not self.metrics_path.exists():
             return
         keep = [line for line in self.metrics_path.read_text().splitlines()
                 if json.loads(line)["step"] <= step]
         atomic_write_text(self.metrics_path, "".join(k + "\n" for k in keep))
 
     def _record(self, rec: dict[str, Any]) -> None:
+        if not self.ranks.is_main:
+            return
         with self.metrics_path.open("a") as fh:
             fh.write(json.dumps(rec) + "\n")
 
@@ -217,8 +255,9 @@ class Trainer:
             w = min(w, 1 + (epoch * (w - 1)) // ramp)
         return max(1, min(w, self.train.n_frames))
 
-    def _window(self, positions: np.ndarray, gen: torch.Generator) -> Window:
-        """Draw and roll out one batch of windows (see the module docstring)."""
+    def _window(self, positions: np.ndarray, gen: torch.Generator) -> tuple[Window, float]:
+        """Draw one global batch of windows (see the module docstring) and roll out this
+        process's share of it; also the factor of its loss (:meth:`Ranks.batch_share`)."""
         cfg, T = self.cfg, self.train.n_frames
         b = len(positions)
         w = self.window_length(self.state.epoch)
@@ -230,10 +269,12 @@ class Trainer:
         starts = torch.randint(0, latest + 1, (b,), generator=gen)
         at_zero = torch.rand(b, generator=gen) < cfg.start_at_zero
         starts = torch.where(at_zero, torch.zeros_like(starts), starts)
+        mine, factor = self.ranks.batch_share(b)
+        positions, starts = positions[mine], starts[mine]
         true = self.train.trajectories(positions)
-        noise = (torch.randn((b, *true.shape[2:]), generator=gen) if cfg.input_noise > 0
+        noise = (torch.randn((b, *true.shape[2:]), generator=gen)[mine] if cfg.input_noise > 0
                  else None)
-        rows = torch.arange(b)[:, None]
+        rows = torch.arange(len(positions))[:, None]
         frames = starts[:, None] + torch.arange(k + w + 1)[None, :]
         true = true[rows, frames].to(self.device)  # [b, k + w + 1, C, H, W]
         theta = self.train.theta[torch.from_numpy(positions)].to(self.device)
@@ -246,18 +287,27 @@ class Trainer:
         if self.projector is not None:
             n = min(cfg.latent_sample_steps, w)
             sampled = {int(round(x)) for x in np.linspace(1, w, n)}
-        r = rollout(self.model, u, theta, w, latent_steps=sampled)
-        return Window(pred=r.frames, true=true[:, k:], std=self.model.std, latents=r.latents)
+        r = self.trained(u, theta, w, sampled)
+        return (Window(pred=r.frames, true=true[:, k:], std=self.model.std, latents=r.latents),
+                factor)
 
     def _train_batch(self, positions: np.ndarray) -> dict[str, float]:
         s = self.state
-        window = self._window(positions, batch_generator(self.cfg.seed, s.epoch, s.batch))
+        window, factor = self._window(positions,
+                                      batch_generator(self.cfg.seed, s.epoch, s.batch))
         loss, parts = total(self.losses, window)
+        # The global batch's mean loss and terms, the same numbers on every process: each
+        # process's means weighted by its share of the batch (factor / N = share / batch).
+        mean = self.ranks.sum(torch.tensor([float(loss.detach()), *parts.values()],
+                                           dtype=torch.float64) * (factor / self.ranks.world_size))
+        global_loss = float(mean[0])
+        parts = dict(zip(parts, mean[1:].tolist(), strict=True))
         self.optimizer.zero_grad(set_to_none=True)
-        ok = bool(torch.isfinite(loss))
+        # Decided on the global loss, so that every process skips the same updates.
+        ok = math.isfinite(global_loss)
         grad_norm = math.nan
         if ok:
-            loss.backward()
+            (loss * factor).backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
             ok = math.isfinite(grad_norm)
         if ok:
@@ -279,7 +329,7 @@ class Trainer:
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
         s.step += 1
-        self._record({"step": s.step, "epoch": s.epoch + 1, "loss": float(loss.detach()),
+        self._record({"step": s.step, "epoch": s.epoch + 1, "loss": global_loss,
                       **parts, "window": window.pred.shape[1] - 1, "lr": lr,
                       "grad_norm": grad_norm, "skipped": not ok})
         return parts
@@ -292,13 +342,21 @@ class Trainer:
         the split, as the report computes it) and the mean normalized squared error."""
         self.model.eval()
         preds, trues = [], []
-        bs = max(self.cfg.batch_size, 32)
+        # Each process rolls out its share of every chunk; the rollouts are gathered, so every
+        # process computes the same numbers and takes the same early-stopping decision.
+        bs = max(self.cfg.batch_size, 32) * self.ranks.world_size
         for start in range(0, len(self.val), bs):
             positions = np.arange(start, min(start + bs, len(self.val)))
-            true = self.val.trajectories(positions).to(self.device)
-            theta = self.val.theta[torch.from_numpy(positions)].to(self.device)
-            preds.append(self.model.rollout(true[:, 0], theta, self.val.n_frames).cpu())
-            trues.append(true.cpu())
+            true = self.val.trajectories(positions)
+            lo, hi = self.ranks.share(len(positions))
+            if hi > lo:
+                theta = self.val.theta[torch.from_numpy(positions[lo:hi])].to(self.device)
+                mine = self.model.rollout(true[lo:hi, 0].to(self.device), theta,
+                                          self.val.n_frames)
+            else:
+                mine = torch.zeros((0, *true.shape[1:]), device=self.device)
+            preds.append(self.ranks.gather(mine, self.ranks.share_sizes(len(positions))).cpu())
+            trues.append(true)
         self.model.train()
         pred, true = torch.cat(preds), torch.cat(trues)
         vrmse = vrmse_per_step(pred, true)[1:]
@@ -317,7 +375,8 @@ class Trainer:
 
     def fit(self) -> TrainState:
         """Train until the configured epochs end or early stopping triggers."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.ranks.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.train()
         s = self.state
         bar = tqdm(total=self.cfg.epochs * self.batches_per_epoch,
