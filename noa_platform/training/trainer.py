@@ -255,9 +255,9 @@ class Trainer:
             w = min(w, 1 + (epoch * (w - 1)) // ramp)
         return max(1, min(w, self.train.n_frames))
 
-    def _window(self, positions: np.ndarray, gen: torch.Generator) -> tuple[Window, float]:
+    def _window(self, positions: np.ndarray, gen: torch.Generator) -> Window:
         """Draw one global batch of windows (see the module docstring) and roll out this
-        process's share of it; also the factor of its loss (:meth:`Ranks.batch_share`)."""
+        process's share of it (:meth:`Ranks.batch_share`)."""
         cfg, T = self.cfg, self.train.n_frames
         b = len(positions)
         w = self.window_length(self.state.epoch)
@@ -269,7 +269,7 @@ class Trainer:
         starts = torch.randint(0, latest + 1, (b,), generator=gen)
         at_zero = torch.rand(b, generator=gen) < cfg.start_at_zero
         starts = torch.where(at_zero, torch.zeros_like(starts), starts)
-        mine, factor = self.ranks.batch_share(b)
+        mine, _ = self.ranks.batch_share(b)
         positions, starts = positions[mine], starts[mine]
         true = self.train.trajectories(positions)
         noise = (torch.randn((b, *true.shape[2:]), generator=gen)[mine] if cfg.input_noise > 0
@@ -288,14 +288,13 @@ class Trainer:
             n = min(cfg.latent_sample_steps, w)
             sampled = {int(round(x)) for x in np.linspace(1, w, n)}
         r = self.trained(u, theta, w, sampled)
-        return (Window(pred=r.frames, true=true[:, k:], std=self.model.std, latents=r.latents),
-                factor)
+        return Window(pred=r.frames, true=true[:, k:], std=self.model.std, latents=r.latents)
 
     def _train_batch(self, positions: np.ndarray) -> dict[str, float]:
         s = self.state
-        window, factor = self._window(positions,
-                                      batch_generator(self.cfg.seed, s.epoch, s.batch))
+        window = self._window(positions, batch_generator(self.cfg.seed, s.epoch, s.batch))
         loss, parts = total(self.losses, window)
+        _, factor = self.ranks.batch_share(len(positions))
         # The global batch's mean loss and terms, the same numbers on every process: each
         # process's means weighted by its share of the batch (factor / N = share / batch).
         mean = self.ranks.sum(torch.tensor([float(loss.detach()), *parts.values()],
