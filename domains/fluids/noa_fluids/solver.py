@@ -7,9 +7,9 @@ Composition (see :mod:`noa_platform.numerics.template`):
 * nonlinear term ``N(ω) = −u·∇ω + f``: ``ψ̂ = ω̂/|k|²`` (zero mean), ``u = ∂ψ/∂y``,
   ``v = −∂ψ/∂x``, ``∇ω`` spectrally, the product in physical space, Kolmogorov forcing
   ``f = −F cos(n y)`` added there; 2/3 dealiasing (the template applies
-  ``mask · N̂(mask · ω̂)``). Derivatives multiply spectra by real wavenumbers in real arithmetic
-  (``i k · ẑ = (−k Im ẑ, k Re ẑ)``) and transforms go through the batch-stable FFT helpers,
-  which keeps a sample's bits independent of its batch;
+  ``mask · N̂(mask · ω̂)``). Derivatives multiply spectra by purely imaginary symbols (one
+  rounded real product per part, in any code path) and transforms go through the batch-stable
+  FFT helpers, which keeps a sample's bits independent of its batch;
 * the step: ETDRK4 (default). The advection's stiffness depends on the flow, so the solver
   supplies :meth:`FluidsSolver.state_step_limit`, a CFL limit of the *current* state, and the
   template plans every frame of every sample from it (and redoes a frame whose end state asks
@@ -143,18 +143,24 @@ class FluidsSolver(SpectralSolver):
     def nonlinear_term(self, theta: np.ndarray, grid: Grid, dtype: torch.dtype,
                        device: torch.device) -> Nonlinear:
         shape = tuple(grid.shape)
-        ky = derivative_symbol(grid, 0).imag.to(dtype).to(device)
-        kx = derivative_symbol(grid, 1).imag.to(dtype).to(device)
-        inv = (-inverse_laplacian_symbol(grid)).to(dtype).to(device)[..., None]
-        force = forcing_field(theta, grid).to(dtype).to(device)       # [b, 1, H, 1]
+        ky = derivative_symbol(grid, 0).imag
+        kx = derivative_symbol(grid, 1).imag
+        inv = -inverse_laplacian_symbol(grid)                          # 1/|k|², 0 at k = 0
+        # The symbols of ∂ψ/∂y = u, ∂ψ/∂x = −v, ∂ω/∂x, ∂ω/∂y applied to ω̂ (ψ̂ = ω̂/|k|² folded
+        # in, in float64), as one purely imaginary [1, 4, H, W'] factor: one broadcast product
+        # makes all four spectra, one inverse transform all four fields. A product with a
+        # purely imaginary factor is one rounded real product per part in every code path, so
+        # it is as bit-reproducible as real arithmetic.
+        k = torch.stack([ky * inv, kx * inv, kx, ky])[None]
+        cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+        symbols = torch.complex(torch.zeros_like(k), k).to(cdtype).to(device)
+        force = forcing_field(theta, grid)[:, 0].to(dtype).to(device)  # [b, H, 1]
 
         def advection(w_hat: torch.Tensor) -> torch.Tensor:
-            w = torch.view_as_real(w_hat)
-            psi = w * inv
-            # ∂ψ/∂y = u, ∂ψ/∂x = −v, ∂ω/∂x, ∂ω/∂y in one inverse transform (4 per sample).
-            grads = torch.cat([_i_k(psi, ky), _i_k(psi, kx), _i_k(w, kx), _i_k(w, ky)], dim=1)
-            u, psi_x, w_x, w_y = torch.fft.irfft2(grads, s=shape).unbind(dim=1)
-            return batch_stable_rfft2(force - (u * w_x - psi_x * w_y).unsqueeze(1))
+            u, psi_x, w_x, w_y = torch.fft.irfft2(symbols * w_hat, s=shape).unbind(dim=1)
+            # f − (u ∂ω/∂x + v ∂ω/∂y) with v = −∂ψ/∂x, as two fused multiply-adds.
+            rhs = torch.addcmul(force, u, w_x, value=-1.0).addcmul_(psi_x, w_y)
+            return batch_stable_rfft2(rhs.unsqueeze(1))
 
         return advection
 
