@@ -167,6 +167,23 @@ def test_a_newer_schema_is_refused_and_a_fresh_index_is_at_the_current_version(t
         open_registry(tmp_path / "reg")
 
 
+def test_an_older_index_is_migrated_in_order_keeping_its_rows(tmp_path, monkeypatch):
+    from noa_platform.registry import schema
+
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"kept")
+    with open_registry(tmp_path / "reg") as reg:
+        rid = reg.add("dataset", domain="toy", source=f, config={}, metrics={})
+    # A future version 2 adds a column: opening the version-1 index applies only that step.
+    monkeypatch.setattr(schema, "MIGRATIONS",
+                        (*schema.MIGRATIONS, "ALTER TABLE artifacts ADD COLUMN note TEXT"))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with open_registry(tmp_path / "reg") as reg:
+        assert reg.path(rid).read_bytes() == b"kept"
+        assert reg.con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert reg.con.execute("SELECT note FROM artifacts").fetchall() == [(None,)]
+
+
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=8
                 ).filter(lambda s: s not in {".", ".."})
 trees = st.dictionaries(st.lists(names, min_size=1, max_size=3).map("/".join),
@@ -254,9 +271,12 @@ WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from noa_platform.registry import open_registry
-    reg_dir, work, name, n, start = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-    while time.time() < start:  # every worker begins at once
-        time.sleep(0.005)
+    from noa_platform.registry.registry import default_versions
+    reg_dir, work, name, n = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    default_versions("toy")  # plugin discovery before the start, not during the race
+    (work / f"ready-{name}").touch()
+    while not (work / "go").exists():  # every worker begins at once, on a fresh registry
+        time.sleep(0.002)
     reg = open_registry(reg_dir)
     shared = work / name / "shared.bin"  # same name and bytes: one artifact
     shared.parent.mkdir()
@@ -274,11 +294,14 @@ def test_concurrent_registration_from_several_processes(tmp_path):
     reg_dir, work = tmp_path / "reg", tmp_path / "work"
     work.mkdir()
     n_workers, n_rows = 4, 20
-    start = time.time() + 3.0  # after every interpreter has started
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(reg_dir), str(work), f"w{k}",
-                               str(n_rows), str(start)],
+                               str(n_rows)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k in range(n_workers)]
+    deadline = time.time() + 60
+    while len(list(work.glob("ready-*"))) < n_workers and time.time() < deadline:
+        time.sleep(0.01)
+    (work / "go").touch()
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
@@ -529,3 +552,67 @@ def test_train_registers_dataset_and_tokenizer_once(fixture_plugins, tmp_path, m
         assert read_tree(reg.path(tok.id)) == read_tree(run_tok)
         assert reg.path(ds.id).read_bytes() == (tmp_path / "run" / "dataset.h5").read_bytes()
         assert tok.versions["domains"] == {"good-toy": get_registry().domain("good-toy").version}
+
+
+def test_register_run_records_each_stage_with_parents_and_metrics(tmp_path):
+    """What register_run reads from a run folder, checked on a folder written by hand (a real
+    dataset; the other files as the pipeline names them)."""
+    from noa_platform.config import GenerationConfig, resolve_config
+    from noa_platform.data.generate import generate
+    from noa_platform.data.store import DatasetFile
+    from noa_platform.registry.training_run import register_run
+    from noa_platform.testing.toy_domain import ToyDomain
+
+    data = generate(ToyDomain(), GenerationConfig(n_samples=13, n_frames=3, resolution=16,
+                                                  batch_size=4, features=False),
+                    tmp_path / "toy.h5", progress=False, log=lambda m: None)
+    run = tmp_path / "run"
+    split = {"reconstruction_mse": 0.2, "min_utilization": 0.5, "codebooks": [{"u": 1}]}
+    write_tree(run, {
+        "tokenizer/weights.safetensors": b"weights", "tokenizer/report.png": b"png",
+        "tokenizer/report.json": json.dumps({"dataset": split, "val": split,
+                                             "fit": {"steps": 10, "curve": [1, 2]}}).encode(),
+        "tokenizer/report.json.tmp-999": b"left by a killed write",
+        "checkpoints/best.pt": b"best", "checkpoints/last.pt": b"last",
+        "config.json": b'{"domain": "toy"}',
+        "mno.json": json.dumps({"parameters": 99, "best_val_vrmse": 0.3}).encode(),
+        "loss_curves.png": b"png", "train.log": b"log",
+        "report.json": json.dumps({
+            "summary": {"vrmse_step1": 0.4}, "verdicts": {"overall": {"verdict": "fair"}},
+            "test_samples": 2, "horizon": 3,
+            "pictures": {"loss_curves": str(run / "loss_curves.png"), "none": None}}).encode(),
+    })
+    cfg = resolve_config(overrides={"training": {"lambda_commit": 0.0, "lambda_latent": 0.0}})
+    with open_registry(tmp_path / "reg") as reg:
+        ids = register_run(reg, "toy", run, data, cfg, "tokenizer")
+        assert list(ids) == ["dataset", "tokenizer"]
+        assert register_run(reg, "toy", run, data, cfg, "mno") == {
+            **ids, "mno": reg.latest("mno", "toy").id}
+        ids = register_run(reg, "toy", run, data, cfg, "all")
+        assert list(ids) == ["dataset", "tokenizer", "mno", "evaluation"]
+        assert len(reg.list()) == 4  # each stage's rerun recorded nothing twice
+        ds, tok, mno, ev = (reg.get(ids[k]) for k in ids)
+        with DatasetFile(data) as f:
+            assert ds.dataset_fingerprint == f.fingerprint and ds.metrics["samples"] == 13
+        assert {e.dataset_fingerprint for e in (tok, mno, ev)} == {ds.dataset_fingerprint}
+        assert ds.versions["dataset"]["domain_version"] == ToyDomain().version
+        assert set(tok.files) == {"weights.safetensors", "report.png", "report.json"}
+        assert tok.metrics["val"] == {"reconstruction_mse": 0.2, "min_utilization": 0.5}
+        assert tok.metrics["fit"] == {"steps": 10} and tok.parents == (ds.id,)
+        assert tok.config["tokenizer"]["name"] == "vqvae" and "families" in tok.config["features"]
+        # Without alignment losses the MNO did not read the tokenizer.
+        assert mno.parents == (ds.id,) and mno.metrics == {"parameters": 99,
+                                                           "best_val_vrmse": 0.3}
+        assert read_tree(reg.path(mno.id)) == {"best.pt": b"best", "config.json":
+                                               b'{"domain": "toy"}', "mno.json":
+                                               (run / "mno.json").read_bytes()}
+        assert mno.config["training"]["lambda_commit"] == 0.0
+        assert ev.parents == (ds.id, tok.id, mno.id)
+        assert set(ev.files) == {"report.json", "loss_curves.png"}
+        assert ev.metrics == {"vrmse_step1": 0.4, "verdict": "fair", "test_samples": 2,
+                              "horizon": 3}
+        # With L_commit on, the tokenizer shaped the MNO: it is a parent.
+        cfg = resolve_config(overrides={"training": {"lambda_commit": 0.1}})
+        (run / "checkpoints" / "best.pt").write_bytes(b"best, trained with L_commit")
+        assert reg.get(register_run(reg, "toy", run, data, cfg, "mno")["mno"]).parents == (
+            ds.id, tok.id)
