@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 
 from noa_platform.config import resolve_config
 from noa_platform.testing.toy_domain import ToyDomain
+from noa_platform.tokenizer.quantizers import EMAVectorQuantizer
 from noa_platform.training import trainer as trainer_module
 from noa_platform.training.distributed import Ranks
 from noa_platform.training.pipeline import Pipeline
@@ -96,6 +97,31 @@ def worker(rank: int, world: int, port: int, root: str) -> None:
     # Second start: finds last.pt and resumes from it on every process.
     pipeline(run, data).run(stage="mno")
     (root_path / f"writes-{rank}.json").write_text(json.dumps(writes))
+    torch.save(synchronized_codebook(rank, world), root_path / f"codebook-{rank}.pt")
+
+
+def synchronized_codebook(rank: int, world: int) -> dict[str, torch.Tensor]:
+    """An EMA codebook with ``sync_distributed``: k-means on each rank's own latents (rank 0's
+    result is broadcast), one EMA step on this rank's share of a batch (statistics summed over
+    ranks), dead-code restarts (rank 0's broadcast); beside it the same steps in one process
+    on the whole batch."""
+    gen = torch.Generator().manual_seed(3)
+    init, batch = torch.randn(20 * world, 4, generator=gen), torch.randn(6 * world, 4,
+                                                                          generator=gen)
+    synced = EMAVectorQuantizer(4, 6, seed=rank)  # ranks disagree until synchronized
+    synced.sync_distributed = True
+    alone = EMAVectorQuantizer(4, 6, seed=0)
+    synced.kmeans_init(init[20 * rank:20 * (rank + 1)])
+    alone.kmeans_init(init[:20])
+    mine = batch[6 * rank:6 * (rank + 1)]
+    synced.ema_update(mine, synced.quantize(mine)[1])
+    alone.ema_update(batch, alone.quantize(batch)[1])
+    out = {f"ema.{k}": v.clone() for k, v in synced.state_dict().items()}
+    out |= {f"alone.{k}": v.clone() for k, v in alone.state_dict().items()}
+    synced.usage[:3] = 0.0  # three dead codes
+    out["restarted"] = torch.tensor(synced.restart_dead(mine))
+    out |= {f"restart.{k}": v.clone() for k, v in synced.state_dict().items()}
+    return out
 
 
 def free_port() -> int:
@@ -136,6 +162,18 @@ def test_two_gloo_processes_train_like_one_then_resume(tmp_path):
     # The tokenizer rank 0 fitted is the one the single process fitted.
     assert (tmp_path / "ddp/tokenizer/weights.safetensors").read_bytes() == \
         (tmp_path / "ref/tokenizer/weights.safetensors").read_bytes()
+
+    # EMA codebooks with sync_distributed: identical on both ranks after every kind of update,
+    # and the EMA step on two halves equals the step on the whole batch in one process.
+    c0, c1 = (torch.load(tmp_path / f"codebook-{r}.pt") for r in (0, 1))
+    for key in c0:
+        if not key.startswith("alone."):
+            assert torch.equal(c0[key], c1[key]), key
+    for name in ("codebook", "usage", "embed_sum"):
+        torch.testing.assert_close(c0[f"ema.{name}"], c0[f"alone.{name}"], rtol=1e-6,
+                                   atol=1e-7)
+    assert int(c0["restarted"]) == 3
+    assert not torch.equal(c0["restart.codebook"][:3], c0["ema.codebook"][:3])
 
 
 def test_batch_shares_cover_the_batch_and_weights_give_the_global_mean():
