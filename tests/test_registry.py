@@ -440,6 +440,43 @@ def test_sigkill_at_random_moments_of_registrations_in_a_loop(tmp_path):
         assert {e.id for e in reg.list()} >= set(landed)
 
 
+PAUSER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from noa_platform.registry import open_registry
+    from noa_platform.registry.objects import ObjectStore
+    reg_dir, work = sys.argv[1], Path(sys.argv[2])
+    build_view = ObjectStore.build_view
+    def slow_build_view(*args):  # objects stored, no row yet: what gc must not touch
+        (work / "paused").touch()
+        time.sleep(1.5)
+        return build_view(*args)
+    ObjectStore.build_view = slow_build_view
+    reg = open_registry(reg_dir)
+    (work / "art").mkdir()
+    (work / "art" / "weights.bin").write_bytes(b"w" * 100_000)
+    print(reg.add("mno", domain="toy", source=work / "art", config={}, metrics={}))
+""")
+
+
+def test_gc_waits_for_a_registration_in_progress(tmp_path):
+    reg_dir, work = tmp_path / "reg", tmp_path / "work"
+    work.mkdir()
+    open_registry(reg_dir).close()
+    proc = subprocess.Popen([sys.executable, "-c", PAUSER, str(reg_dir), str(work)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (work / "paused").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    assert len(stored_objects(reg_dir)) == 1 and not referenced_objects(reg_dir)
+    with open_registry(reg_dir) as reg:
+        report = reg.gc()  # waits for the registration, then finds nothing to remove
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert report["objects"] == 0
+        assert reg.path(out.strip()).joinpath("weights.bin").read_bytes() == b"w" * 100_000
+
+
 # ---------------------------------------------------------------------- the command line
 
 
