@@ -572,6 +572,7 @@ def test_train_registers_dataset_and_tokenizer_once(fixture_plugins, tmp_path, m
                                   ).exit_code == 0
         monkeypatch.setenv("RANK", "1")  # under torchrun only rank 0 registers
         assert CliRunner().invoke(main, [*args[:-1], str(elsewhere)]).exit_code == 0
+        toy_version = get_registry().domain("good-toy").version
     finally:
         get_registry.cache_clear()
     assert not elsewhere.exists()
@@ -588,7 +589,7 @@ def test_train_registers_dataset_and_tokenizer_once(fixture_plugins, tmp_path, m
         run_tok = tmp_path / "run" / "tokenizer"
         assert read_tree(reg.path(tok.id)) == read_tree(run_tok)
         assert reg.path(ds.id).read_bytes() == (tmp_path / "run" / "dataset.h5").read_bytes()
-        assert tok.versions["domains"] == {"good-toy": get_registry().domain("good-toy").version}
+        assert tok.versions["domains"] == {"good-toy": toy_version}
 
 
 def test_register_run_records_each_stage_with_parents_and_metrics(tmp_path):
