@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def spawn_and_wait(fn, args: tuple, nprocs: int, timeout: float) -> None:
+    """``mp.spawn`` that fails after ``timeout`` seconds instead of hanging the test run when
+    a collective never completes (the barriers wait for hours)."""
+    context = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=1.0):  # re-raises a worker's exception
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the {nprocs} training processes did not finish in {timeout:.0f} s")
+
+
 def curve(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -138,7 +151,7 @@ def curve(run: Path) -> list[dict]:
 def test_two_gloo_processes_train_like_one_then_resume(tmp_path):
     # One process, same global batch and seed (dataset and tokenizer written here as well).
     pipeline(tmp_path / "ref", tmp_path / "data.h5").run(stage="mno")
-    mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    spawn_and_wait(worker, (2, free_port(), str(tmp_path)), nprocs=2, timeout=600)
 
     ref, ddp = curve(tmp_path / "ref"), curve(tmp_path / "ddp")
     # Every step once: the lines rank 0 logged after last.pt were cut on resume.
