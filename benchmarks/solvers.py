@@ -63,12 +63,20 @@ AGREEMENT_TOLERANCE = 1e-8
 FRAME_FRACTION = {"fluids": 1 / 16}
 
 
+def _sync() -> None:
+    """Wait for queued GPU work, so that a timer read after it sees its end (a no-op on CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     fn()  # warm-up: allocator, FFT plans, coefficient code paths
+    _sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return min(times), statistics.median(times)
 
@@ -80,11 +88,13 @@ def _timed_pair(fa: Callable[[], object], fb: Callable[[], object], repeats: int
     if warm:
         fa()
         fb()
+    _sync()
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for fn, out in ((fa, times[0]), (fb, times[1])):
             start = time.perf_counter()
             fn()
+            _sync()
             out.append(time.perf_counter() - start)
     return ((min(times[0]), statistics.median(times[0])),
             (min(times[1]), statistics.median(times[1])))
@@ -188,6 +198,7 @@ def fft_replay(stepper, u_hat: torch.Tensor, batch: int) -> tuple[list[str], Cal
         x = torch.randn(full, generator=gen, dtype=real)
         if dtype.is_complex:
             x = torch.complex(x, torch.randn(full, generator=gen, dtype=real))
+        x = x.to(u_hat.device)
         calls.append((getattr(torch.fft, name), x, args, kwargs))
     summary = [f"{name}{[int(x.shape[0]), *x.shape[1:]]}"
                for (name, *_), (_, x, _, _) in zip(log, calls, strict=True)]
@@ -200,8 +211,11 @@ def fft_replay(stepper, u_hat: torch.Tensor, batch: int) -> tuple[list[str], Cal
 
     # Enough replays per measurement to reach ~50 ms; best of at least 7 (the machine is
     # shared: the best is the least disturbed).
+    replay()                                   # warm-up (plans; on a GPU, cuFFT's)
+    _sync()
     start = time.perf_counter()
     replay()
+    _sync()
     once = max(time.perf_counter() - start, 1e-6)
     loops = max(1, int(0.05 / once))
 
