@@ -1,7 +1,9 @@
 """The ``noa`` command line. Each module adds one noun's commands to :data:`main`."""
 
 # Importing a module registers its commands.
-from noa_platform.cli import data, domains, plugins, registry, train, transfer  # noqa: F401
+from noa_platform.cli import (  # noqa: F401
+    align, data, domains, plugins, registry, train, transfer,
+)
 from noa_platform.cli.app import main
 from noa_platform.cli.plugin_authoring import check_plugin, new_plugin
 
