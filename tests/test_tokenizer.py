@@ -100,6 +100,10 @@ def test_codebooks_are_used_and_reconstruction_reported(fitted, data):
     assert {c["name"] for c in rep["categories"]} == {c.name for c in fitted.categories}
     assert all(c["mse"] >= 0 for c in rep["categories"])
     assert rep["sequence_entropy_bits"] <= rep["max_sequence_entropy_bits"] + 1e-9
+    # Per-sample errors are the same column weighting, so their mean is the overall error.
+    per = torch.tensor(rep["per_sample"], dtype=torch.float64)
+    assert per.shape == (256,) and (per >= 0).all()
+    assert abs(float(per.mean()) - rep["reconstruction_mse"]) <= 1e-6 * rep["reconstruction_mse"]
     summary = fitted.fit_summary
     assert summary["n_train"] == 256 and summary["n_val"] == 64
     assert summary["val"]["reconstruction_mse"] < 0.5

@@ -251,15 +251,31 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
         "token_agreement": {**agreement, "mno_per_codebook": per_codebook},
         "latent_cosine": cosine,
         "alignment_losses": alignment,
-        "tokenizer_on": {k: {m: r[m] for m in ("reconstruction_mse", "mean_utilization",
-                                               "min_utilization", "token_entropy_bits")}
+        "tokenizer_on": {k: {**{m: r[m] for m in ("reconstruction_mse", "mean_utilization",
+                                                  "min_utilization", "token_entropy_bits")},
+                             "reconstruction_per_sample_median": float(np.median(r["per_sample"])),
+                             "reconstruction_per_sample_max": float(np.max(r["per_sample"]))}
                          for k, r in {**rep, "cno": rep_true}.items()},
+        # The samples whose MNO features the tokenizer reads worst: a mean far above the
+        # median means a few rollouts left the range of the training features.
+        "tokenizer_worst_samples": _worst_samples(idx, rep, rep_true),
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
     path = run_dir / "report.json"
     atomic_write_json(path, report, default=float)
     log(_headline(summary, baselines, judged, quarter, T, len(idx)))
     return path
+
+
+def _worst_samples(idx: np.ndarray, rep: Mapping[str, Any], rep_true: Mapping[str, Any],
+                   n: int = 3) -> list[dict[str, Any]]:
+    """The ``n`` test samples with the largest tokenizer reconstruction error on MNO
+    features, with the CNO's and persistence's error on the same sample."""
+    mno = np.asarray(rep["mno"]["per_sample"])
+    return [{"sample": int(idx[i]), "mno": float(mno[i]),
+             "cno": float(rep_true["per_sample"][i]),
+             "persistence": float(rep["persistence"]["per_sample"][i])}
+            for i in np.argsort(-mno)[:n]]
 
 
 def _headline(summary: Mapping[str, Any], baselines: Mapping[str, Mapping[str, float]],

@@ -70,15 +70,21 @@ def reconstruction_errors(
     features: Mapping[str, torch.Tensor],
     names: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Normalized-feature MSE per category, per family and overall (column-weighted)."""
+    """Normalized-feature MSE per category, per family and overall (column-weighted), and
+    the overall error of each sample (``per_sample``), so that a mean driven by a few
+    samples far outside the training range can be told from a general loss."""
     categories = []
     family_sum: dict[str, float] = {}
     family_cols: dict[str, int] = {}
+    sample_sum: torch.Tensor | None = None
     for category, (decoded, target) in zip(
         tokenizer.categories, tokenizer.reconstruct(features, names), strict=True
     ):
-        mse = float(((decoded - target) ** 2).mean())
+        sq = (decoded - target) ** 2
+        mse = float(sq.mean())
         width = len(category.columns)
+        per = sq.reshape(sq.shape[0], -1).mean(dim=1).double() * width
+        sample_sum = per if sample_sum is None else sample_sum + per
         categories.append(
             {
                 "name": category.name,
@@ -92,7 +98,10 @@ def reconstruction_errors(
         family_cols[category.family] = family_cols.get(category.family, 0) + width
     families = {f: family_sum[f] / family_cols[f] for f in family_sum}
     overall = sum(family_sum.values()) / sum(family_cols.values())
-    return {"reconstruction_mse": overall, "family_mse": families, "categories": categories}
+    assert sample_sum is not None, "a tokenizer has at least one category"
+    per_sample = (sample_sum / sum(family_cols.values())).cpu().tolist()
+    return {"reconstruction_mse": overall, "family_mse": families, "categories": categories,
+            "per_sample": per_sample}
 
 
 def report(
