@@ -92,6 +92,28 @@ def test_norm_none_keeps_the_size_of_a_fading_pattern():
         small_model(norm="batch")
 
 
+def test_make_norm_floor_keeps_a_faint_group_linear_and_a_bright_one_normalized():
+    # GroupNorm computes (x - mean) / sqrt(var + floor), written out here: a group of spread
+    # 1e-3 (var 1e-6, far below the floor 0.1) comes out at 1e-3 / sqrt(0.1); a group of
+    # spread 10 (var 100) at 10 / sqrt(100.1), i.e. normalized.
+    from noa_platform.models.unet import make_norm
+
+    torch.manual_seed(0)
+    z = torch.randn(1, 8, 16, 16)
+    z = (z - z.mean(dim=(-2, -1), keepdim=True)) / z.std(dim=(-2, -1), unbiased=False,
+                                                           keepdim=True)
+    norm = make_norm("group", 8, floor=0.1)
+    with torch.no_grad():
+        for spread in (1e-3, 10.0):
+            out = norm(spread * z)
+            # One channel per group here would need 8 groups; make_norm uses up to 8.
+            expected = spread * z / (spread**2 + 0.1) ** 0.5
+            assert torch.allclose(out, expected, rtol=1e-4, atol=1e-7), spread
+    assert make_norm("group", 8).eps == 1e-5
+    with pytest.raises(ArchitectureConfigError, match="norm_floor"):
+        small_model(norm_floor=-1.0)
+
+
 def test_modes_larger_than_grid_are_clamped_and_nothing_is_dead():
     torch.manual_seed(1)
     model = small_model(modes=32, resolution=16)

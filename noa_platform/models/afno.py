@@ -160,17 +160,18 @@ class AFNOBlock(nn.Module):
         sparsity: float = 0.01,
         mlp_ratio: int = 2,
         norm: str = "group",
+        norm_floor: float = 0.0,
     ) -> None:
         super().__init__()
         if mlp_ratio < 1:
             raise ValueError(f"mlp_ratio must be >= 1, got {mlp_ratio}")
-        self.norm1 = make_norm(norm, channels)
+        self.norm1 = make_norm(norm, channels, norm_floor)
         self.film1 = MaybeFiLM(cond_dim, channels)
         self.filter = AFNOSpectralFilter(
             channels, num_blocks=num_blocks, hidden_factor=hidden_factor, modes=modes,
             sparsity=sparsity,
         )
-        self.norm2 = make_norm(norm, channels)
+        self.norm2 = make_norm(norm, channels, norm_floor)
         self.film2 = MaybeFiLM(cond_dim, channels)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, channels * mlp_ratio, 1),

@@ -66,6 +66,7 @@ class UAFNO(nn.Module):
     mlp_ratio : hidden width multiplier of the AFNO blocks' channel MLP.
     norm : ``"group"`` (GroupNorm in every block) or ``"none"``; see :mod:`.unet` for why a
         domain whose patterns decay may want the second.
+    norm_floor : variance floor of every GroupNorm (``0``: PyTorch's 1e-5); see :mod:`.unet`.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class UAFNO(nn.Module):
         cond_dim: int = 64,
         mlp_ratio: int = 2,
         norm: str = "group",
+        norm_floor: float = 0.0,
     ) -> None:
         super().__init__()
         _check_int("channels", channels, 1)
@@ -100,6 +102,9 @@ class UAFNO(nn.Module):
         _check_int("mlp_ratio", mlp_ratio, 1)
         if not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool) or sparsity < 0:
             raise ArchitectureConfigError(f"sparsity must be a number >= 0, got {sparsity!r}")
+        if (not isinstance(norm_floor, (int, float)) or isinstance(norm_floor, bool)
+                or not norm_floor >= 0):
+            raise ArchitectureConfigError(f"norm_floor must be a number >= 0, got {norm_floor!r}")
         if norm not in NORMS:
             raise ArchitectureConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
         widths = [base_channels * 2**i for i in range(levels + 1)]
@@ -125,26 +130,28 @@ class UAFNO(nn.Module):
             "base_channels": base_channels, "levels": levels, "modes": modes,
             "afno_blocks": afno_blocks, "num_blocks": num_blocks, "hidden_factor": hidden_factor,
             "sparsity": float(sparsity), "cond_dim": cond_dim, "mlp_ratio": mlp_ratio,
-            "norm": norm,
+            "norm": norm, "norm_floor": float(norm_floor),
         }
 
         film_dim = cond_dim if n_params > 0 else None
         self.theta_embed = ThetaEmbedding(n_params, cond_dim) if n_params > 0 else None
         self.lift = periodic_conv(channels + field_channels, widths[0])
-        self.encoder = nn.ModuleList(ResBlock(w, film_dim, norm) for w in widths[:-1])
+        self.encoder = nn.ModuleList(ResBlock(w, film_dim, norm, norm_floor) for w in widths[:-1])
         self.downs = nn.ModuleList(Downsample(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.bottleneck = nn.ModuleList(
             AFNOBlock(
                 widths[-1], film_dim, num_blocks=num_blocks, hidden_factor=hidden_factor,
                 modes=modes, sparsity=sparsity, mlp_ratio=mlp_ratio, norm=norm,
+                norm_floor=norm_floor,
             )
             for _ in range(afno_blocks)
         )
         # Deepest level first, so iteration order matches the decoder's data flow.
         self.decoder = nn.ModuleList(
-            DecoderLevel(widths[i + 1], widths[i], film_dim, norm) for i in reversed(range(levels))
+            DecoderLevel(widths[i + 1], widths[i], film_dim, norm, norm_floor)
+            for i in reversed(range(levels))
         )
-        self.head_act = NormFiLMAct(widths[0], film_dim, norm)
+        self.head_act = NormFiLMAct(widths[0], film_dim, norm, norm_floor)
         self.head = periodic_conv(widths[0], channels, kernel_size=1)
         with torch.no_grad():
             self.head.weight.mul_(OUT_INIT_SCALE)

@@ -12,6 +12,11 @@ dynamics that decay to a uniform state (a third of Gray–Scott samples) the ope
 amplifies the residue of a pattern that should be vanishing into a pattern of full size.
 Without normalisation the network is equivariant to nothing but what its weights learn, like
 neuraloperator's FNO.
+
+A middle way is a variance floor (``norm_floor``): GroupNorm divides by
+``sqrt(var + floor)``, so groups whose spread is well above the floor are normalised as usual,
+while a faint residue (variance far below the floor) passes scaled by ``1/sqrt(floor)``, its
+size kept: it can fade as the physics says instead of being blown up to unit variance.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ def num_groups(channels: int, max_groups: int = MAX_GROUPS) -> int:
     return 1
 
 
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """GroupNorm for ``"group"``, the identity for ``"none"`` (see the module docstring)."""
+def make_norm(kind: str, channels: int, floor: float = 0.0) -> nn.Module:
+    """GroupNorm for ``"group"`` (variance floored at ``floor``, never below PyTorch's 1e-5),
+    the identity for ``"none"`` (see the module docstring)."""
     if kind == "group":
-        return nn.GroupNorm(num_groups(channels), channels)
+        return nn.GroupNorm(num_groups(channels), channels, eps=max(floor, 1e-5))
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}")
@@ -63,9 +69,10 @@ def periodic_conv(c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1) 
 class NormFiLMAct(nn.Module):
     """``GELU(FiLM(norm(x), e))`` on ``x [B, C, H, W]``."""
 
-    def __init__(self, channels: int, cond_dim: int | None, norm: str = "group") -> None:
+    def __init__(self, channels: int, cond_dim: int | None, norm: str = "group",
+                 floor: float = 0.0) -> None:
         super().__init__()
-        self.norm = make_norm(norm, channels)
+        self.norm = make_norm(norm, channels, floor)
         self.film = MaybeFiLM(cond_dim, channels)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
@@ -75,11 +82,12 @@ class NormFiLMAct(nn.Module):
 class ResBlock(nn.Module):
     """Pre-activation residual block ``x + conv(act(conv(act(x))))`` on ``[B, C, H, W]``."""
 
-    def __init__(self, channels: int, cond_dim: int | None, norm: str = "group") -> None:
+    def __init__(self, channels: int, cond_dim: int | None, norm: str = "group",
+                 floor: float = 0.0) -> None:
         super().__init__()
-        self.act1 = NormFiLMAct(channels, cond_dim, norm)
+        self.act1 = NormFiLMAct(channels, cond_dim, norm, floor)
         self.conv1 = periodic_conv(channels, channels)
-        self.act2 = NormFiLMAct(channels, cond_dim, norm)
+        self.act2 = NormFiLMAct(channels, cond_dim, norm, floor)
         self.conv2 = periodic_conv(channels, channels)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
@@ -120,12 +128,12 @@ class DecoderLevel(nn.Module):
     ``x [B, C_in, H, W]``, ``skip [B, C_out, 2H, 2W]`` -> ``[B, C_out, 2H, 2W]``.
     """
 
-    def __init__(self, c_in: int, c_out: int, cond_dim: int | None, norm: str = "group"
-                 ) -> None:
+    def __init__(self, c_in: int, c_out: int, cond_dim: int | None, norm: str = "group",
+                 floor: float = 0.0) -> None:
         super().__init__()
         self.up = Upsample(c_in, c_out)
         self.fuse = periodic_conv(2 * c_out, c_out, kernel_size=1)
-        self.block = ResBlock(c_out, cond_dim, norm)
+        self.block = ResBlock(c_out, cond_dim, norm, floor)
 
     def forward(
         self, x: torch.Tensor, skip: torch.Tensor, emb: torch.Tensor | None
