@@ -2,7 +2,7 @@
 
 # Importing a module registers its commands.
 from noa_platform.cli import (  # noqa: F401
-    align, data, domains, plugins, registry, train, transfer,
+    align, data, domains, plugins, registry, report, train, transfer,
 )
 from noa_platform.cli.app import main
 from noa_platform.cli.plugin_authoring import check_plugin, new_plugin
