@@ -72,4 +72,5 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
         with open_registry(registry_dir) as reg:
             register_run(reg, domain, run_dir, pipeline.dataset_path, cfg, stage,
                          log=lambda m: click.echo(m, err=True))
-    click.echo(f"report: {report}")
+    if pipeline.ranks.is_main:  # under torchrun, one line for the whole job
+        click.echo(f"report: {report}")
