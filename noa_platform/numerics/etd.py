@@ -43,7 +43,11 @@ E. Hairer, C. Lubich, G. Wanner, *Geometric Numerical Integration*, 2nd ed., Spr
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import platform
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,6 +67,38 @@ __all__ = [
 ]
 
 Nonlinear = Callable[[torch.Tensor], torch.Tensor]
+
+
+#: glibc ``mallopt`` settings applied once, before the first CPU step (see :func:`_keep_freed_heap`).
+_MALLOPT = {-3: 32 << 20,      # M_MMAP_THRESHOLD: blocks below 32 MB come from the heap
+            -1: 128 << 20}     # M_TRIM_THRESHOLD: keep up to 128 MB of freed heap
+_heap_kept = False
+
+
+def _keep_freed_heap() -> None:
+    """Ask glibc to keep freed heap memory for reuse instead of returning it after every step.
+
+    Why: a step allocates and frees a dozen spectra (the FFTs' outputs, the stages); by default
+    glibc trims the freed top of the heap back to the OS, and every next step faults the pages
+    in again, zeroed: measured ~900 page faults per Gray–Scott step at 64² and batch 16, 40 % of
+    the step's time. With blocks under 32 MB served from the heap and up to 128 MB of free heap
+    kept, the faults disappear (~14 per step). Process-wide and bounded (at most 128 MB stays
+    resident unused); skipped off glibc and when the user set any ``MALLOC_*`` variable
+    (their choice stands).
+    """
+    global _heap_kept
+    if _heap_kept:
+        return
+    _heap_kept = True
+    if (sys.platform != "linux" or platform.libc_ver()[0] != "glibc"
+            or any(k.startswith("MALLOC_") for k in os.environ)):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    for option, value in _MALLOPT.items():
+        mallopt(ctypes.c_int(option), ctypes.c_int(value))
 
 
 def phi_functions(z: torch.Tensor | complex, max_order: int = 3,
@@ -358,6 +394,8 @@ class ETDIntegrator:
         Gray–Scott run in float32 took 5x longer). Values below ``finfo.tiny`` (1.2e-38 in
         float32) carry no information, and zeroing them is elementwise, hence bit-reproducible.
         """
+        if u_hat.device.type == "cpu":
+            _keep_freed_heap()
         u = torch.view_as_real(u_hat)
         for _ in range(int(n_steps)):
             u = self._flushed(self._any_step(u))
