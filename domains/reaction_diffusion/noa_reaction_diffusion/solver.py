@@ -85,8 +85,6 @@ class ReactionDiffusionSolver(SpectralSolver):
         coeffs = law.coefficients(theta, dtype, device)
 
         def reaction(x: torch.Tensor) -> torch.Tensor:
-            out = torch.empty_like(x)
-            law.reaction(x[:, 0], x[:, 1], coeffs, out[:, 0], out[:, 1])
-            return out
+            return torch.stack(law.reaction(x[:, 0], x[:, 1], coeffs), dim=1)
 
         return pointwise(reaction, grid)
