@@ -205,3 +205,21 @@ def test_batch_shares_cover_the_batch_and_weights_give_the_global_mean():
                 assert factor == 0.0 or mine.stop - mine.start == r.share(n)[1] - r.share(n)[0]
                 average += factor * float(losses[mine].mean()) / world
             assert average == pytest.approx(float(losses.mean()), rel=1e-12)
+
+
+def test_every_registered_architecture_has_only_real_parameters():
+    """DDP's reducer and the checkpoints expect real tensors; spectral weights are stored as
+    (real, imaginary) pairs along a leading axis of 2 instead of as complex parameters."""
+    from noa_platform.models import build_domain_architecture
+    from noa_platform.plugins import get_registry
+
+    registry = get_registry()
+    built = set()
+    for name in registry.domains:  # each domain's default architecture, and the U-AFNO
+        domain = registry.domain(name)
+        for config in (None, {"name": "u-afno"}):
+            model = build_domain_architecture(domain, config, registry=registry)
+            built.add(domain.architecture_config(config)["name"])
+            complex_params = [n for n, p in model.named_parameters() if p.is_complex()]
+            assert not complex_params, (name, config, complex_params)
+    assert built == set(registry.architectures)
