@@ -84,9 +84,19 @@ class Ranks:
         return slice(lo, hi), (hi - lo) * self.world_size / n
 
     def barrier(self) -> None:
-        """Wait until every process gets here (no-op alone)."""
-        if self.distributed:
+        """Wait until every process gets here (no-op alone).
+
+        A process that stops instead (rank 0 refusing a dataset, say) breaks the barrier for
+        the others; they then stop with one line pointing at its message, not a traceback.
+        """
+        if not self.distributed:
+            return
+        try:
             dist.barrier(group=self._waiting)
+        except RuntimeError as exc:  # gloo: "Connection closed by peer", timeouts
+            raise NoaError(f"rank {self.rank}: another training process stopped while this "
+                           f"one waited for it (its message is above; {type(exc).__name__})"
+                           ) from None
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """Elementwise sum of ``values`` over processes (a copy alone)."""
