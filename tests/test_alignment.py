@@ -261,3 +261,20 @@ def test_levels_default_to_the_first_and_bad_levels_are_one_line_errors(tok):
         vocabulary(tok, levels=(2,))
     with pytest.raises(NoaError, match="--levels"):
         parse_levels("first")
+
+
+def test_cooccurrence_is_also_scored_within_each_source(tok, data):
+    """Pooled over two sources, part of the agreement can be telling the sources apart; each
+    source's own scores are reported too, equal to the scores of its trajectories alone."""
+    feats, names = data
+    halves = [FeatureSource(f"half{i}", {f: x[i * 64:(i + 1) * 64] for f, x in feats.items()},
+                            names) for i in range(2)]
+    twin, _ = permuted_rotated_copy(tok, seed=4, rotate=False)
+    result = align(tok, twin, methods=("cooccurrence",), sources=halves, n_null=3)
+    per_source = result.results["cooccurrence"].info["per_source"]
+    assert list(per_source) == ["half0", "half1"]
+    ta, tb = tok.tokenize(feats).numpy()[:, ::2], twin.tokenize(feats).numpy()[:, ::2]
+    for i, scores in enumerate(per_source.values()):
+        expected = cooccurrence_scores(ta[i * 64:(i + 1) * 64], tb[i * 64:(i + 1) * 64])[0]
+        assert {k: s["value"] for k, s in scores.items()} == pytest.approx(expected)
+        assert all(s["null_n"] == 3 for s in scores.values())

@@ -92,10 +92,17 @@ def align(
                 "co-occurrence needs trajectories both tokenizers read: register a dataset for "
                 f"{labels[0]} or {labels[1]}, or give --dataset"
             )
-        ta, tb, names_a, names_b = _tokens(tok_a, tok_b, sources, levels, labels)
+        ta, tb, names_a, names_b, owner = _tokens(tok_a, tok_b, sources, levels, labels)
         result = align_cooccurrence(ta, tb, names_a, names_b, sources=[s.name for s in sources])
         result.null = null_distribution(lambda rng: cooccurrence_null_draw(ta, tb, rng), n_null,
                                         seed)
+        if len(sources) > 1:
+            # Pooled over sources, part of the agreement is both tokenizers telling the
+            # sources apart (two domains' trajectories); each source alone shows the rest.
+            result.info["per_source"] = {
+                s.name: _source_scores(ta[owner == i], tb[owner == i], n_null, seed)
+                for i, s in enumerate(sources)
+            }
         out.results["cooccurrence"] = result
     return out
 
@@ -116,10 +123,25 @@ def _tokens(tok_a, tok_b, sources: Sequence[FeatureSource], levels, labels):
             names = {f: tuple(source.names[f]) for f in tok.names}
             parts.append(tok.tokenize(feats, names).cpu().numpy())
     ta, tb = np.concatenate(parts_a), np.concatenate(parts_b)
+    owner = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts_a)])
     keep_a = _level_columns(tok_a, levels)
     keep_b = _level_columns(tok_b, levels)
     return (ta[:, keep_a], tb[:, keep_b], [tok_a.codebook_names[i] for i in keep_a],
-            [tok_b.codebook_names[i] for i in keep_b])
+            [tok_b.codebook_names[i] for i in keep_b], owner)
+
+
+def _source_scores(ta, tb, n_null: int, seed: int) -> dict[str, dict[str, float]]:
+    """Co-occurrence summary scores of one source's trajectories, each beside its null."""
+    from noa_platform.alignment.cooccurrence import (
+        BETTER,
+        cooccurrence_null_draw,
+        cooccurrence_scores,
+    )
+
+    scores = cooccurrence_scores(ta, tb)[0]
+    null = null_distribution(lambda rng: cooccurrence_null_draw(ta, tb, rng), n_null, seed)
+    return {name: {"value": v, "better": BETTER[name], **null[name]}
+            for name, v in scores.items()}
 
 
 def _level_columns(tok, levels) -> list[int]:

@@ -125,6 +125,11 @@ def _print(result) -> None:
             spread = (f"{null['null_mean']:.4f} ± {null['null_std']:.4f}" if null else "-")
             click.echo(f"{name:<13} {score:<18} {value:>9.4f}  {spread:<20} "
                        f"{res.better[score]}")
+    co = result.results.get("cooccurrence")
+    for source, scores in (co.info.get("per_source", {}) if co else {}).items():
+        click.echo(f"cooccurrence within {source}: " + "; ".join(
+            f"{k} {s['value']:.4f} (null {s['null_mean']:.4f} ± {s['null_std']:.4f})"
+            for k, s in scores.items()))
     for name, res in result.results.items():
         click.echo(f"{name}: {len(res.pairs)} matched pairs, best {min(SHOWN_PAIRS, len(res.pairs))}:")
         for pair in res.pairs[:SHOWN_PAIRS]:
