@@ -246,11 +246,15 @@ class ETDIntegrator:
     #: Nominal order of accuracy in time.
     order: int = 0
     name: str = "abstract"
+    #: The coefficients that multiply ``N̂`` (and only ``N̂``): where a dealiasing mask is
+    #: folded in.
+    nonlinear_coefficients: tuple[str, ...] = ()
 
     def __init__(self, linear: torch.Tensor | float | CoupledLinear, dt: float,
                  nonlinear: Nonlinear, *,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
-                 contour_points: int = 32, flush_subnormals: bool = True):
+                 contour_points: int = 32, flush_subnormals: bool = True,
+                 dealias: torch.Tensor | None = None):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"field dtype must be float32 or float64, got {dtype}")
         dt = float(dt)
@@ -285,6 +289,19 @@ class ETDIntegrator:
                 # [B, H, W', C, C] -> [B, C, C, H, W']: coef[:, i, j] meets channel j's spectrum.
                 value = value.permute(0, 3, 4, 1, 2)
             setattr(self, key, _cast(value, self.real_coefficients, dtype, self.device))
+        # Orszag's output truncation, mask · N̂: folded into the coefficients that multiply N̂
+        # (zero outside the kept modes), which saves a masking pass per evaluation of N; a
+        # scheme without such coefficients (the splitting's kick) masks N̂ itself.
+        self._removed = None
+        if dealias is not None:
+            removed = (~dealias.to(torch.bool)).to(self.device)[..., None]   # [H, W', 1]
+            if self.nonlinear_coefficients:
+                for key in self.nonlinear_coefficients:
+                    coef = getattr(self, key)
+                    coef = coef.expand(torch.broadcast_shapes(coef.shape, removed.shape))
+                    setattr(self, key, coef.masked_fill(removed, 0.0).contiguous())
+            else:
+                self._removed = removed
 
     def _coefficients(self, z: torch.Tensor, contour_points: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -362,7 +379,8 @@ class ETDIntegrator:
 
     def _n(self, x: torch.Tensor) -> torch.Tensor:
         """The nonlinear term of a real view, as a real view."""
-        return torch.view_as_real(self.nonlinear(torch.view_as_complex(x)))
+        n = torch.view_as_real(self.nonlinear(torch.view_as_complex(x)))
+        return n if self._removed is None else n.masked_fill(self._removed, 0.0)
 
     def _flushed(self, x: torch.Tensor) -> torch.Tensor:
         """Subnormal entries of a real view set to 0 (see :meth:`advance`); NaN and inf kept.
@@ -407,6 +425,7 @@ class ETDRK1(ETDIntegrator):
 
     order = 1
     name = "etdrk1"
+    nonlinear_coefficients = ("c1",)
 
     def _coefficients(self, z, contour_points):
         phi = self._phi(z, 1, contour_points)
@@ -424,6 +443,7 @@ class ETDRK2(ETDIntegrator):
 
     order = 2
     name = "etdrk2"
+    nonlinear_coefficients = ("c1", "c2")
 
     def _coefficients(self, z, contour_points):
         phi = self._phi(z, 2, contour_points)
@@ -450,6 +470,7 @@ class ETDRK4(ETDIntegrator):
 
     order = 4
     name = "etdrk4"
+    nonlinear_coefficients = ("q", "f1", "f2x2", "f3")
 
     def _coefficients(self, z, contour_points):
         p = self._phi(z, 3, contour_points)
@@ -539,8 +560,12 @@ INTEGRATORS: dict[str, type[ETDIntegrator]] = {
 def make_stepper(integrator: str, *, linear: torch.Tensor | float | CoupledLinear, dt: float,
                  nonlinear: Nonlinear, dtype: torch.dtype = torch.float32,
                  device: torch.device | str | None = None, contour_points: int = 32,
-                 flush_subnormals: bool = True) -> ETDIntegrator:
-    """Compose a stepper from a linear symbol, a nonlinear function and an integrator name."""
+                 flush_subnormals: bool = True,
+                 dealias: torch.Tensor | None = None) -> ETDIntegrator:
+    """Compose a stepper from a linear symbol, a nonlinear function and an integrator name.
+
+    ``dealias``: a boolean ``[H, W//2+1]`` mask of the modes ``N̂`` may reach the state through
+    (Orszag's output truncation ``mask · N̂``; the input side is the nonlinear function's)."""
     try:
         cls = INTEGRATORS[integrator]
     except KeyError:
@@ -548,4 +573,4 @@ def make_stepper(integrator: str, *, linear: torch.Tensor | float | CoupledLinea
             f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}"
         ) from None
     return cls(linear, dt, nonlinear, dtype=dtype, device=device, contour_points=contour_points,
-               flush_subnormals=flush_subnormals)
+               flush_subnormals=flush_subnormals, dealias=dealias)

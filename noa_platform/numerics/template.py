@@ -86,7 +86,7 @@ import torch
 from noa_platform.api import Grid, ParameterSpace, Solver, check_initial_state
 from noa_platform.errors import SolverError
 from noa_platform.numerics.etd import INTEGRATORS, CoupledLinear, make_stepper
-from noa_platform.numerics.nonlinear import Nonlinear, dealiased
+from noa_platform.numerics.nonlinear import Nonlinear
 from noa_platform.numerics.spectral import (
     DEALIASING_RULES,
     batch_stable_irfft2,
@@ -191,6 +191,10 @@ class SpectralSolver(Solver):
     parameter_space: ParameterSpace
     #: A rule in :data:`~noa_platform.numerics.spectral.DEALIASING_RULES`.
     dealiasing: str = "none"
+    #: True when :meth:`nonlinear_term` reads its input only at the modes the dealiasing rule
+    #: keeps (e.g. through symbols that are zero elsewhere): the template then skips masking
+    #: the input (the output's mask is folded into the integrator's coefficients either way).
+    nonlinear_reads_kept_modes_only: bool = False
 
     def __init__(self, integrator: str = "etdrk4"):
         """``integrator``: a name in :data:`~noa_platform.numerics.etd.INTEGRATORS`."""
@@ -398,10 +402,20 @@ class SpectralSolver(Solver):
         return lin
 
     def _nonlinear(self, theta, grid, dtype, device, seeds, mask) -> Nonlinear | None:
-        """The group's dealiased ``N̂``; ``None`` when the domain's term is ``None`` (``N = 0``:
-        the steppers then take the exact linear flow alone)."""
+        """The group's ``N̂`` with Orszag's input truncation ``N̂(mask · û)`` (the output's,
+        ``mask · N̂``, is the stepper's: ``make_stepper(dealias=mask)``); ``None`` when the
+        domain's term is ``None`` (``N = 0``: the steppers then take the exact linear flow)."""
         term = _call_hook(self.nonlinear_term, theta, grid, dtype, device, seeds=seeds)
-        return None if term is None else dealiased(term, mask)
+        if term is None or mask is None or self.nonlinear_reads_kept_modes_only:
+            return term
+        removed = ~mask
+        return lambda u_hat: term(u_hat.masked_fill(removed, 0))
+
+    def _stepper(self, theta, grid, dt, dtype, device, seeds, mask):
+        """An integrator for one group: its linear part, dealiased ``N̂`` and step ``dt``."""
+        return make_stepper(self.integrator, linear=self._linear(theta, grid, seeds), dt=dt,
+                            nonlinear=self._nonlinear(theta, grid, dtype, device, seeds, mask),
+                            dtype=dtype, device=device, dealias=mask)
 
     def _integrate(self, u0, theta, n_frames, n_steps, dt, grid, sigma, gens, seeds=None,
                    frames=None):
@@ -409,10 +423,8 @@ class SpectralSolver(Solver):
         ``frames`` when given)."""
         dtype, device = u0.dtype, u0.device
         shape = grid.shape
-        nonlinear = self._nonlinear(theta, grid, dtype, device, seeds,
-                                    dealiasing_mask(grid, self.dealiasing, device))
-        stepper = make_stepper(self.integrator, linear=self._linear(theta, grid, seeds), dt=dt,
-                               nonlinear=nonlinear, dtype=dtype, device=device)
+        stepper = self._stepper(theta, grid, dt, dtype, device, seeds,
+                                dealiasing_mask(grid, self.dealiasing, device))
         if frames is None:
             frames = torch.empty((u0.shape[0], n_frames, *u0.shape[1:]), dtype=dtype,
                                  device=device)
@@ -483,10 +495,7 @@ class SpectralSolver(Solver):
                     steppers.clear()
                 th = theta[list(rows)]
                 sd = None if seeds is None else [seeds[i] for i in rows]
-                steppers[key] = make_stepper(
-                    self.integrator, linear=self._linear(th, grid, sd), dt=frame_dt / n,
-                    nonlinear=self._nonlinear(th, grid, dtype, device, sd, mask), dtype=dtype,
-                    device=device)
+                steppers[key] = self._stepper(th, grid, frame_dt / n, dtype, device, sd, mask)
             return steppers[key]
 
         def seed_of(i):

@@ -6,8 +6,9 @@ Composition (see :mod:`noa_platform.numerics.template`):
   limits the step;
 * nonlinear term ``N(ω) = −u·∇ω + f``: ``ψ̂ = ω̂/|k|²`` (zero mean), ``u = ∂ψ/∂y``,
   ``v = −∂ψ/∂x``, ``∇ω`` spectrally, the product in physical space, Kolmogorov forcing
-  ``f = −F cos(n y)`` added there; 2/3 dealiasing (the template applies
-  ``mask · N̂(mask · ω̂)``). Derivatives multiply spectra by purely imaginary symbols (one
+  ``f = −F cos(n y)`` added there; 2/3 dealiasing ``mask · N̂(mask · ω̂)`` (the input's
+  truncation folded into the derivative symbols, the output's into the integrator's
+  coefficients by the template). Derivatives multiply spectra by purely imaginary symbols (one
   rounded real product per part, in any code path) and transforms go through the batch-stable
   FFT helpers, which keeps a sample's bits independent of its batch;
 * the step: ETDRK4 (default). The advection's stiffness depends on the flow, so the solver
@@ -124,6 +125,8 @@ class FluidsSolver(SpectralSolver):
     name = "fluids"
     channels = 1
     dealiasing = "2/3"
+    # The term reads ω̂ only through symbols that are zero outside the 2/3 rule's modes.
+    nonlinear_reads_kept_modes_only = True
 
     def __init__(self, integrator: str = "etdrk4", default_dt: float = DEFAULT_DT,
                  courant: float = COURANT):
@@ -151,7 +154,8 @@ class FluidsSolver(SpectralSolver):
         # makes all four spectra, one inverse transform all four fields. A product with a
         # purely imaginary factor is one rounded real product per part in every code path, so
         # it is as bit-reproducible as real arithmetic.
-        k = torch.stack([ky * inv, kx * inv, kx, ky])[None]
+        # The 2/3 rule's input truncation is folded in too (zero symbols outside its modes).
+        k = torch.stack([ky * inv, kx * inv, kx, ky])[None] * dealias_mask(grid)
         cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
         symbols = torch.complex(torch.zeros_like(k), k).to(cdtype).to(device)
         force = forcing_field(theta, grid)[:, 0].to(dtype).to(device)  # [b, H, 1]
