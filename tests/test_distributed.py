@@ -7,6 +7,7 @@ through the same code as ``torchrun -m noa_platform train``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -223,3 +224,31 @@ def test_every_registered_architecture_has_only_real_parameters():
             complex_params = [n for n, p in model.named_parameters() if p.is_complex()]
             assert not complex_params, (name, config, complex_params)
     assert built == set(registry.architectures)
+
+
+def test_nproc_runs_the_same_command_under_torchrun(monkeypatch):
+    from click.testing import CliRunner
+
+    from noa_platform.cli import main
+    from noa_platform.cli import train as train_cli
+
+    calls = []
+    monkeypatch.setattr(train_cli.subprocess, "call", lambda cmd: calls.append(cmd) or 3)
+    monkeypatch.delenv("RANK", raising=False)
+    result = CliRunner().invoke(main, ["train", "reaction-diffusion", "--nproc", "2",
+                                       "--epochs", "3", "--lambda-commit", "0.1", "--quiet",
+                                       "--device", "cpu", "--run-dir", "runs/x"])
+    assert result.exit_code == 3  # torchrun's exit status
+    (cmd,) = calls
+    assert cmd[:9] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                       "--nproc-per-node=2", "-m", "noa_platform", "train",
+                       "reaction-diffusion"]
+    args = cmd[9:]
+    assert "--nproc" not in args and "--quiet" in args and "--no-register" not in args
+    following = dict(itertools.pairwise(args))  # each option -> the word after it
+    assert (following["--epochs"], following["--lambda-commit"], following["--device"],
+            following["--run-dir"]) == ("3", "0.1", "cpu", "runs/x")
+    # The processes torchrun starts parse the same options back.
+    params = main.commands["train"].make_context("train", ["reaction-diffusion", *args]).params
+    assert params["epochs"] == 3 and params["lambda_commit"] == 0.1 and params["quiet"]
+    assert params["nproc"] is None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -41,16 +43,22 @@ from noa_platform.cli.app import main
               help="Registry to record the results in (default: $NOA_REGISTRY, else "
                    "./registry).")
 @click.option("--no-register", is_flag=True, help="Do not record the results in a registry.")
+@click.option("--nproc", type=click.IntRange(min=1),
+              help="Train data-parallel with N processes: runs this command under torchrun "
+                   "(gloo on CPU, NCCL and one GPU per process with --device cuda).")
 def train(domain: str, preset: str, config_file: Path | None, dataset: Path | None, stage: str,
           resume: Path | None, device: str, run_dir: Path | None, epochs: int | None,
           seed: int | None, bptt_window: int | None, lambda_commit: float | None,
           lambda_latent: float | None, quiet: bool, registry_dir: Path | None,
-          no_register: bool) -> None:
+          no_register: bool, nproc: int | None) -> None:
     """Train DOMAIN: CNO data, features, tokenizer, MNO, post-training validation.
 
     Each stage reuses what a previous run with the same settings left in RUN_DIR, so the
     same command run again after an interruption continues where it stopped.
     """
+    ctx = click.get_current_context()
+    if nproc is not None and "RANK" not in os.environ:  # not yet one of torchrun's processes
+        ctx.exit(subprocess.call(torchrun_command(ctx, nproc)))
     from noa_platform.config import domain_config
     from noa_platform.plugins import get_registry
     from noa_platform.training.pipeline import Pipeline
@@ -74,3 +82,22 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
                          log=lambda m: click.echo(m, err=True))
     if pipeline.ranks.is_main:  # under torchrun, one line for the whole job
         click.echo(f"report: {report}")
+
+
+def torchrun_command(ctx: click.Context, nproc: int) -> list[str]:
+    """``torchrun`` on one node starting ``nproc`` copies of this ``noa train`` command, every
+    option as given except ``--nproc``."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params[param.name]
+        if isinstance(param, click.Argument):
+            args.append(str(value))
+        elif param.name == "nproc" or value is None or value is False:
+            continue
+        elif isinstance(param, click.Option) and param.is_flag:
+            args.append(param.opts[0])
+        else:
+            args += [param.opts[0], str(value)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={nproc}", "-m", "noa_platform", "train", *args]
+
