@@ -19,6 +19,7 @@ Composition (see :mod:`noa_platform.numerics.template`):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -75,20 +76,29 @@ def _i_k(z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(torch.stack((-k * z[..., 1], k * z[..., 0]), dim=-1))
 
 
+@functools.lru_cache(maxsize=32)
+def _velocity_symbols(grid: Grid, dtype: torch.dtype, device: torch.device
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(k_y, k_x, 1/|k|²)`` for :func:`velocity`, built once per grid, dtype and device (the
+    CFL limit asks for them twice per sample and frame)."""
+    ky = derivative_symbol(grid, 0, device).imag.to(dtype)
+    kx = derivative_symbol(grid, 1, device).imag.to(dtype)
+    inv = (-inverse_laplacian_symbol(grid, device)).to(dtype)        # 1/|k|², 0 at k = 0
+    return ky, kx, inv
+
+
 def velocity(omega: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
     """``(u, v)`` of a vorticity ``[..., H, W]``: ``ψ = Δ⁻¹(−ω)``, ``u = ∂ψ/∂y``,
     ``v = −∂ψ/∂x`` (same dtype and device)."""
     shape = tuple(grid.shape)
-    dev = omega.device
-    ky = derivative_symbol(grid, 0, dev).imag.to(omega.dtype)
-    kx = derivative_symbol(grid, 1, dev).imag.to(omega.dtype)
-    inv = (-inverse_laplacian_symbol(grid, dev)).to(omega.dtype)     # 1/|k|², 0 at k = 0
+    ky, kx, inv = _velocity_symbols(grid, omega.dtype, omega.device)
     psi = torch.view_as_real(torch.fft.rfft2(omega)) * inv[..., None]
     u = torch.fft.irfft2(_i_k(psi, ky), s=shape)
     v = -torch.fft.irfft2(_i_k(psi, kx), s=shape)
     return u, v
 
 
+@functools.lru_cache(maxsize=32)
 def _kept_wavenumbers(grid: Grid) -> tuple[float, float]:
     """Largest ``|k_y|``, ``|k_x|`` the 2/3 rule keeps."""
     ny, nx = integer_frequencies(grid)
