@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,8 +129,12 @@ class Ranks:
         if not self.distributed:
             return module
         ids = [device.index] if device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(module, device_ids=ids,
-                                                   forward_sync_buffers=False)
+        ddp = nn.parallel.DistributedDataParallel
+        # torch 2.13 renamed broadcast_buffers (now deprecated) to forward_sync_buffers; the
+        # platform supports torch >= 2.2, which knows only the old name.
+        name = ("forward_sync_buffers" if _accepts(ddp.__init__, "forward_sync_buffers")
+                else "broadcast_buffers")
+        return ddp(module, device_ids=ids, **{name: False})
 
 
 SINGLE = Ranks()
@@ -159,12 +164,19 @@ def join(device: torch.device) -> tuple[Ranks, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=rank, world_size=world,
-                                device_id=device if device.type == "cuda" else None)
+        # Binding the GPU at initialisation (torch >= 2.3) lets NCCL set up eagerly.
+        bind = ({"device_id": device}
+                if device.type == "cuda" and _accepts(dist.init_process_group, "device_id")
+                else {})
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, **bind)
         # Destroyed before the interpreter tears down the backend (NCCL warns otherwise).
         atexit.register(_destroy)
     waiting = dist.new_group(backend="gloo", timeout=WAIT_FOR_RANK0)
     return Ranks(rank, world, local, True, device, waiting), device
+
+
+def _accepts(fn: Any, keyword: str) -> bool:
+    return keyword in inspect.signature(fn).parameters
 
 
 def _destroy() -> None:
