@@ -93,6 +93,7 @@ def test_align_ids_folders_and_json(registry, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("align", "nowhere", "toy"), "'nowhere' is neither a domain with a registered tokenizer"),
     (("align", "toy", "toy", "--levels", "5"), "--levels: "),
+    (("align", "toy", "toy", "--method", "cooccurrence", "--levels", "2"), "--levels: "),
 ])
 def test_align_errors_are_one_line(registry, tmp_path, args, message):
     reg_dir = registry[0]

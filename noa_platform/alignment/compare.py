@@ -146,4 +146,7 @@ def _source_scores(ta, tb, n_null: int, seed: int) -> dict[str, dict[str, float]
 
 def _level_columns(tok, levels) -> list[int]:
     depth = tok.config.residual_levels
+    if levels is not None and any(r >= depth for r in levels):
+        raise NoaError(f"--levels: a tokenizer has residual levels 0..{depth - 1}, asked for "
+                       f"{list(levels)}")
     return [i for i in range(tok.n_codebooks) if levels is None or i % depth in levels]
