@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -96,6 +97,8 @@ def worker(rank: int, world: int, port: int, root: str) -> None:
         pass
     finally:
         trainer_module.Trainer._train_batch = original
+    if rank == 0:  # kept for a single process to resume from
+        shutil.copyfile(run / "checkpoints" / "last.pt", root_path / "interrupted.pt")
     # Second start: finds last.pt and resumes from it on every process.
     pipeline(run, data).run(stage="mno")
     (root_path / f"writes-{rank}.json").write_text(json.dumps(writes))
@@ -167,6 +170,17 @@ def test_two_gloo_processes_train_like_one_then_resume(tmp_path):
             if key in a:
                 assert abs(a[key] - b[key]) <= 1e-5 * max(1.0, abs(a[key])), (a, b)
     assert sum("val_vrmse" in r for r in ddp) == TINY["training"]["epochs"]
+
+    # The checkpoint 2 processes wrote mid-epoch resumes in 1 process on the same curve.
+    pipeline(tmp_path / "one", tmp_path / "data.h5").run(stage="mno",
+                                                          resume=tmp_path / "interrupted.pt")
+    after = curve(tmp_path / "one")
+    assert after[0]["step"] == INTERRUPT_AT
+    assert [r["step"] for r in after] == [r["step"] for r in ref[INTERRUPT_AT - 1:]]
+    for a, b in zip(ref[INTERRUPT_AT - 1:], after, strict=True):
+        for key in ("loss", "val_vrmse"):
+            if key in a:
+                assert abs(a[key] - b[key]) <= 1e-5, (a["step"], key, a[key], b[key])
 
     # Only rank 0 wrote into the run folder; the hook did see rank 0's writes.
     assert json.loads((tmp_path / "writes-1.json").read_text()) == []
