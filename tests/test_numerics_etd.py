@@ -194,3 +194,31 @@ def test_dealias_mask_folded_into_the_stepper_equals_masking_the_output(name):
     masked = make_stepper(name, linear=lin, dt=0.2, dtype=torch.float64,
                           nonlinear=lambda u: term(u).masked_fill(removed, 0)).advance(x, 4)
     assert torch.equal(folded, masked)
+
+
+def test_strang_evaluates_a_kick_invariant_term_once_per_step_with_the_same_result():
+    """A term declaring ``kick_invariant`` (its output is zero in the channels it reads) is
+    evaluated n + 1 times for n steps instead of 2n, and the trajectory is the same numbers."""
+    omega = np.array([0.5, 1.0, 4.0])
+    x = torch.randn((3, 2, 1, 1), generator=torch.Generator().manual_seed(4),
+                    dtype=torch.complex128)
+    calls = []
+
+    def kick(u):                       # reads channel 0, writes channel 1 only
+        calls.append(1)
+        out = torch.zeros_like(u)
+        out[:, 1] = -0.3 * u[:, 0]
+        return out
+
+    m = torch.zeros((3, 1, 1, 2, 2), dtype=torch.float64)
+    m[..., 0, 1] = 1.0
+    m[..., 1, 0] = -torch.as_tensor(omega**2)[:, None, None]
+    plain = make_stepper("strang", linear=CoupledLinear(m), dt=0.1, nonlinear=kick,
+                         dtype=torch.float64).advance(x, 7)
+    assert len(calls) == 14
+    kick.kick_invariant = True
+    calls.clear()
+    once = make_stepper("strang", linear=CoupledLinear(m), dt=0.1, nonlinear=kick,
+                        dtype=torch.float64).advance(x, 7)
+    assert len(calls) == 8
+    assert torch.equal(once, plain)

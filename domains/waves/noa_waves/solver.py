@@ -159,4 +159,8 @@ class WaveSolver(SpectralSolver):
             torch.mul(dy, flux[:, 0], out=out[:, 1]).add_(dx * flux[:, 1])
             return out
 
+        # N reads u and changes only u_t: a kick leaves it unchanged, so the splitting
+        # evaluates it once per step (noa_platform.numerics.etd.StrangSplitting.advance).
+        heterogeneous.kick_invariant = True
+
         return heterogeneous
