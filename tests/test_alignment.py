@@ -278,3 +278,15 @@ def test_cooccurrence_is_also_scored_within_each_source(tok, data):
         expected = cooccurrence_scores(ta[i * 64:(i + 1) * 64], tb[i * 64:(i + 1) * 64])[0]
         assert {k: s["value"] for k, s in scores.items()} == pytest.approx(expected)
         assert all(s["null_n"] == 3 for s in scores.values())
+
+
+def test_fsq_tokenizers_align_with_uniform_code_weights(data):
+    """FSQ grids have no usage record: their codes count uniformly, and a tokenizer aligned
+    with itself still scores perfectly."""
+    feats, names = data
+    fsq = fit_tokenizer(feats, names, TokenizerConfig(**{**SMALL, "steps": 40, "quantizer": "fsq"}),
+                        seed=0, progress=False)
+    result = align(fsq, fsq, sources=[FeatureSource("synthetic", feats, names)], n_null=2)
+    assert result.results["prototypes"].scores["assignment_cost"] == 0.0
+    assert result.results["geometry"].scores["gw_discrepancy"] == pytest.approx(0.0, abs=1e-12)
+    assert result.results["cooccurrence"].scores["ami"] == pytest.approx(1.0)
