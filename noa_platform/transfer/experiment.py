@@ -31,6 +31,7 @@ from noa_platform.transfer.mno import (
     step_plan,
     subset,
     summarize,
+    transfer_config,
 )
 from noa_platform.transfer.plots import plot_transfer
 from noa_platform.transfer.tokenizer import load_provenance, tokenizer_transfer
@@ -163,9 +164,10 @@ def _mno_part(inputs: TransferInputs, ds: DatasetFile, samples: Sequence[int], s
         result["summary"][key] = {"finetune": _spread(result["finetune"][key]),
                                   "scratch": _spread(result["scratch"][key])}
     result["layers"] = layers.to_json() if layers is not None else {}
-    result["training"] = {k: v for k, v in target_config["training"].items()
-                          if k not in ("epochs", "batch_size", "windows_per_sample", "seed",
-                                       "warmup_steps", "early_stop_patience")}
+    # The training section every run used, but for what varies with k and the seed.
+    used = transfer_config(target_config, source, step_plan(samples[0], steps, 1), 0)
+    result["training"] = {k: v for k, v in used.training.model_dump(mode="json").items()
+                          if k not in ("batch_size", "windows_per_sample", "seed")}
     result["architecture"] = {"config": source.architecture,
                               "increment_cutoff": source.increment_cutoff}
     return result
