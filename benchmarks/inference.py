@@ -14,34 +14,14 @@ does not depend on the weights' values. Used by :mod:`run`.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import numpy as np
 import torch
-from solvers import StepCounter, _sync
+from solvers import StepCounter, _timed_interleaved
 
 #: Fraction of a frame the growth measurements integrate per domain (the cost per frame is the
 #: measured time divided by it): fluids' CFL plan takes ~300 internal steps per frame at 128²
 #: and ~600 at 256².
 GROWTH_FRAME_FRACTION = {"fluids": 1 / 8}
-
-
-def _interleaved(fns: list[Callable[[], object]], repeats: int) -> list[tuple[float, float]]:
-    """(best, median) seconds of each function, timed in turn (a, b, a, b, ...) after one
-    warm-up call each, with the device synchronized before every timer read."""
-    for fn in fns:
-        fn()
-    _sync()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, out in zip(fns, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            _sync()
-            out.append(time.perf_counter() - start)
-    return [(min(t), statistics.median(t)) for t in times]
 
 
 def _setup(domain, size: int, batch: int, device: str):
@@ -102,7 +82,7 @@ def mno_vs_cno(name: str, domain, sizes: list[int], batch: int, frames: int, rep
         cno = _cno_call(domain, u0, theta, seeds, frames, domain.frame_dt, grid, counter)
         mno = _mno_call(op, u0, cond, frames)
         with counter.active():
-            (cno_best, cno_med), (mno_best, mno_med) = _interleaved([cno, mno], repeats)
+            (cno_best, cno_med), (mno_best, mno_med) = _timed_interleaved([cno, mno], repeats)
         steps = counter.sample_steps / batch / frames
         out["sizes"][f"{size}x{size}"] = {
             "initial_condition": family,
@@ -136,7 +116,7 @@ def growth(name: str, domain, sizes: list[int], batches: list[int], base_batch: 
         cno = _cno_call(domain, u0, theta, seeds, 1, domain.frame_dt * fraction, grid, counter)
         mno = _mno_call(op, u0, cond, 1)
         with counter.active():
-            (cno_best, _), (mno_best, _) = _interleaved([cno, mno], repeats)
+            (cno_best, _), (mno_best, _) = _timed_interleaved([cno, mno], repeats)
         steps = counter.sample_steps / batch
         rows.append({
             "size": size, "batch": batch, "frame_fraction": fraction,

@@ -58,6 +58,8 @@ def machine_line(result: dict) -> str:
 def goals_table(result: dict) -> list[str]:
     rows = []
     for key, goal in result.get("goals", {}).items():
+        if "target" not in goal:
+            continue
         if "cases" in goal:
             measured = ", ".join(f"{k}: {_f(c['mno_speedup_per_frame'])}x at "
                                  f"{_f(c['cno_internal_steps_per_frame'])} steps"
@@ -96,15 +98,20 @@ def solver_tables(result: dict) -> list[str]:
             for dtype, t in e.get("timing", {}).items():
                 rows.append([eq, size, dtype, _f(e.get("steps_per_frame")), _f(agree, 2),
                              _f(t["noa_mcell_steps_per_s"]), _f(t["exponax_mcell_steps_per_s"]),
-                             _f(t["speedup_vs_exponax"], 2) + "x"])
+                             _f(t["speedup_vs_exponax"], 2) + "x",
+                             _f(t.get("speedup_vs_exponax_of_medians"), 2) + "x",
+                             _f(t.get("noa_fraction_of_fft_bound"), 2),
+                             _f(t.get("fft_only_speedup_vs_exponax"), 2) + "x"])
             if not e.get("timing"):
                 rows.append([eq, size, "–", _f(e.get("steps_per_frame")), _f(agree, 2), "–",
-                             "–", e.get("status", "")])
+                             "–", e.get("status", ""), "–", "–", "–"])
     lines += [(f"Against exponax {peer.get('exponax')} (jax {peer.get('jax')}), batch "
               f"{peer.get('batch')}: float64 agreement (relative L2 over all frames) first, then "
-              "best Mcell-steps/s of each, interleaved:"), ""]
+              "best Mcell-steps/s of each, interleaved with the platform's FFTs alone (the "
+              "last column: the speed-up a solver doing nothing but its FFTs would have):"), ""]
     return lines + _table(["equation", "grid", "dtype", "steps per frame", "agreement (f64)",
-                           "platform", "exponax", "speed-up"], rows)
+                           "platform", "exponax", "speed-up (best)", "speed-up (medians)",
+                           "fraction of FFT bound", "FFTs alone vs exponax"], rows)
 
 
 def inference_table(result: dict) -> list[str]:

@@ -81,6 +81,23 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
+def _timed_interleaved(fns: list[Callable[[], object]], repeats: int
+                       ) -> list[tuple[float, float]]:
+    """(best, median) seconds of each function, timed in turn (a, b, c, a, b, c, ...) after a
+    warm-up call each."""
+    for fn in fns:
+        fn()
+    _sync()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            _sync()
+            out.append(time.perf_counter() - start)
+    return [(min(t), statistics.median(t)) for t in times]
+
+
 def _timed_pair(fa: Callable[[], object], fb: Callable[[], object], repeats: int,
                 warm: bool = True) -> tuple[tuple[float, float], tuple[float, float]]:
     """``_timed`` of two functions, interleaved (a, b, a, b, ...) so that a change in the
@@ -566,11 +583,16 @@ def exponax_comparison(sizes, dtypes, repeats: int, batch: int = BATCH,
                 fn = _exponax_rollout(setup.make_exponax, size, dt, n_steps, setup.frames,
                                       dtype_name)
                 xj = jnp.asarray(x.numpy())
+                probe = StepCounter()                 # this dtype's stepper, for the FFT bound
+                with probe.active():
+                    ours(x)
+                transforms, replay, replayed = fft_replay(*probe.probe, batch)
+                fns = [lambda x=x: ours(x), lambda fn=fn, xj=xj: fn(xj).block_until_ready()]
+                if replay is not None:
+                    fns.append(replay)
                 with counter.active():
-                    (ours_best, ours_med), (ex_best, ex_med) = _timed_pair(
-                        lambda x=x: ours(x),
-                        lambda fn=fn, xj=xj: fn(xj).block_until_ready(),
-                        max(5, repeats))
+                    timed = _timed_interleaved(fns, max(5, repeats))
+                (ours_best, ours_med), (ex_best, ex_med) = timed[0], timed[1]
                 timing[dtype_name] = {
                     "noa_stepper_setup_seconds": counter.setup_seconds,
                     "noa_seconds_best": ours_best, "noa_seconds_median": ours_med,
@@ -578,7 +600,19 @@ def exponax_comparison(sizes, dtypes, repeats: int, batch: int = BATCH,
                     "noa_mcell_steps_per_s": cell_steps / ours_best / 1e6,
                     "exponax_mcell_steps_per_s": cell_steps / ex_best / 1e6,
                     "speedup_vs_exponax": ex_best / ours_best,
+                    "speedup_vs_exponax_of_medians": ex_med / ours_med,
                 }
+                if replay is not None:
+                    # The platform's FFTs alone, timed in the same interleaving: the speed-up a
+                    # solver doing nothing but its FFTs would have (an upper bound).
+                    fft_step = timed[2][0] / replayed
+                    fft_rate = size * size * batch / fft_step / 1e6
+                    timing[dtype_name].update({
+                        "fft_only_transforms_per_step": transforms,
+                        "fft_only_mcell_steps_per_s": fft_rate,
+                        "noa_fraction_of_fft_bound": cell_steps / ours_best / 1e6 / fft_rate,
+                        "fft_only_speedup_vs_exponax": fft_rate / (cell_steps / ex_best / 1e6),
+                    })
             jax.config.update("jax_enable_x64", False)
             entry["timing"] = timing
             eq["sizes"][f"{size}x{size}"] = entry
