@@ -42,7 +42,7 @@ class SampleCounts(click.ParamType):
               help="Numbers k of target training samples the MNOs are trained on.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Seeds per k (each draws its own k samples, initialisation and batches).")
-@click.option("--steps", type=click.IntRange(min=1), default=40, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1), default=24, show_default=True,
               help="Optimizer steps of every fine-tune and every scratch run.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
               show_default=True)

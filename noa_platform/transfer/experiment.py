@@ -41,7 +41,7 @@ from noa_platform.transfer.tokenizer import load_provenance, tokenizer_transfer
 #: (measured in docs/transfer.md).
 DEFAULT_SAMPLES = (8, 32, 128)
 DEFAULT_SEEDS = 3
-DEFAULT_STEPS = 40
+DEFAULT_STEPS = 24
 
 RESULT_FILE = "transfer.json"
 PLOT_FILE = "transfer.png"
