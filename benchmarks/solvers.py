@@ -81,13 +81,25 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
-def _timed_interleaved(fns: list[Callable[[], object]], repeats: int
-                       ) -> list[tuple[float, float]]:
+#: Interleaved timings repeat until every function has run about this long in total (at most
+#: ``MAX_REPEATS`` rounds): a 30 ms rollout timed 5 times on a loaded machine is mostly noise.
+MIN_TOTAL_SECONDS = 1.5
+MAX_REPEATS = 40
+
+
+def _timed_interleaved(fns: list[Callable[[], object]], repeats: int,
+                       min_total: float = MIN_TOTAL_SECONDS) -> list[tuple[float, float]]:
     """(best, median) seconds of each function, timed in turn (a, b, c, a, b, c, ...) after a
-    warm-up call each."""
+    warm-up call each; at least ``repeats`` rounds, more (up to ``MAX_REPEATS``) until every
+    function has had about ``min_total`` seconds (judged from the slowest warm-up)."""
+    warm = []
     for fn in fns:
+        start = time.perf_counter()
         fn()
-    _sync()
+        _sync()
+        warm.append(time.perf_counter() - start)
+    once = max(max(warm), 1e-6)
+    repeats = max(repeats, min(MAX_REPEATS, math.ceil(min_total / once)))
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, out in zip(fns, times, strict=True):

@@ -38,6 +38,7 @@ so the template hands them the rollout's grid; :meth:`WaveSolver.plan` plans out
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,6 +61,7 @@ __all__ = ["ACCURACY", "MAX_STEPS_PER_FRAME", "WaveSolver", "max_wavenumber"]
 #: 6x finer; see docs/waves.md for the measurement.
 ACCURACY = 0.3
 
+@functools.lru_cache(maxsize=32)
 def max_wavenumber(grid: Grid) -> float:
     """``|k|_max``: the largest ``|k|`` of the grid's spectrum (the Nyquist corner)."""
     ky, kx = wavenumbers(grid)
