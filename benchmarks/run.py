@@ -113,7 +113,7 @@ def environment(device: str) -> dict:
     env = {"torch": torch.__version__, "python": platform.python_version(),
            "platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
            "threads": torch.get_num_threads(), "device": device, "git_commit": _git_commit(),
-           "cpus_allowed": (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+           "cpus_allowed": (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                             else None),
            "load_average_start": _load()}
     if device.startswith("cuda"):
@@ -263,6 +263,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1), also for child processes "
                              "and XLA")
+    parser.add_argument("--pin-cpu", type=int, default=None, metavar="CPU",
+                        help="run on this one CPU only (set before torch and jax start their "
+                             "threads, so that neither library uses more than one core; "
+                             "Linux)")
     parser.add_argument("--domains", nargs="+", default=None,
                         help="only these registered domains (default: all)")
     parser.add_argument("--baselines", type=Path, default=None,
@@ -274,6 +278,14 @@ def main(argv: list[str] | None = None) -> dict:
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     plan = PLANS[mode]
     os.environ["OMP_NUM_THREADS"] = str(args.threads)      # child processes inherit it
+    if args.pin_cpu is not None:
+        # Before any library starts a thread: XLA runs exponax's work on a pool of its own
+        # whatever its intra-op setting, so only an affinity keeps both sides on one core.
+        try:
+            os.sched_setaffinity(0, {args.pin_cpu})
+        except (AttributeError, OSError, ValueError) as exc:
+            print(f"error: --pin-cpu {args.pin_cpu}: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
     import solvers
 
     solvers._limit_xla_threads(args.threads)
