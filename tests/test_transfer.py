@@ -98,6 +98,9 @@ class FakeDataset:
     def __init__(self, families: dict[str, tuple[str, ...]], version: str = "2"):
         self.families, self.version = families, version
 
+    def split(self, name):
+        return np.arange(3)
+
     def feature_families(self):
         return list(self.families)
 
@@ -123,6 +126,15 @@ def test_tokenizer_readability_rule_names_what_is_missing():
         tok, FakeDataset({"summary": ("a",), "initial": ("x",)}))
     assert "definition version '2'" in readable_columns(
         tok, ok, {"feature_versions": {"summary": "1"}})
+
+
+def test_an_unreadable_source_tokenizer_is_a_statement_not_a_substitute():
+    source, target = FakeTokenizer(), FakeTokenizer()
+    target.names = {"summary": ("a",)}
+    result = tokenizer_transfer(source, target, FakeDataset({"summary": ("a",)}))
+    assert result == {"split": "test", "n_samples": 3, "readable": False,
+                      "reason": "source tokenizer: the target's feature family 'summary' "
+                                "lacks column(s) 'b' that the tokenizer reads"}
 
 
 # --------------------------------------------------------------------------- toy runs
