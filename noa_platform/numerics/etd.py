@@ -5,10 +5,10 @@ tensor broadcastable to the spectrum ``[B, C, H, W//2+1]`` of the state, real or
 may differ per sample (``B``) and per channel (``C``) — or it couples the ``C`` channels of each
 wavenumber — given as a :class:`CoupledLinear`, a ``C×C`` matrix per wavenumber (e.g. the wave
 system ``(u, u_t)`` with ``[[0, 1], [−c²|k|², −γ]]``); see :func:`matrix_phi_functions`. The
-nonlinear part ``N`` is any callable from the state's spectrum to a new tensor, the spectrum of
-``N(u)``, or ``None`` for ``N = 0`` (the step is then the exact linear flow alone). A solver is
-composed, as in the exponax library, from three independent choices: its linear symbol, its nonlinear function and an
-integrator (:data:`INTEGRATORS`: the ETD Runge–Kutta schemes, and the kick–flow–kick splitting
+nonlinear part ``N`` is any callable from the state's spectrum to the spectrum of ``N(u)``, or
+``None`` for ``N = 0`` (the step is then the exact linear flow alone). A solver is composed, as
+in the exponax library, from three independent choices: its linear symbol, its nonlinear
+function and an integrator (:data:`INTEGRATORS`: the ETD Runge–Kutta schemes, and the kick–flow–kick splitting
 :class:`StrangSplitting` for Hamiltonian problems), e.g.::
 
     stepper = make_stepper("etdrk4", linear=D * laplacian_symbol(grid), dt=0.5,

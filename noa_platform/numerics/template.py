@@ -220,9 +220,9 @@ class SpectralSolver(Solver):
     @abstractmethod
     def nonlinear_term(self, theta: np.ndarray, grid: Grid, dtype: torch.dtype,
                        device: torch.device) -> Nonlinear:
-        """``N̂`` for one group's θ rows: spectrum ``[b, C, H, W//2+1]`` in, a new tensor of the
-        same shape out; or ``None`` when the group's ``N`` is zero (its steps are then the exact
-        linear flow alone, with no FFT).
+        """``N̂`` for one group's θ rows: spectrum ``[b, C, H, W//2+1]`` in, same shape out; or
+        ``None`` when the group's ``N`` is zero (its steps are then the exact linear flow alone,
+        with no FFT).
 
         May declare a keyword ``seeds`` (see the module docstring)."""
 
