@@ -8,8 +8,8 @@ system ``(u, u_t)`` with ``[[0, 1], [−c²|k|², −γ]]``); see :func:`matrix_
 nonlinear part ``N`` is any callable from the state's spectrum to the spectrum of ``N(u)``, or
 ``None`` for ``N = 0`` (the step is then the exact linear flow alone). A solver is composed, as
 in the exponax library, from three independent choices: its linear symbol, its nonlinear
-function and an integrator (:data:`INTEGRATORS`: the ETD Runge–Kutta schemes, and the kick–flow–kick splitting
-:class:`StrangSplitting` for Hamiltonian problems), e.g.::
+function and an integrator (:data:`INTEGRATORS`: the ETD Runge–Kutta schemes, and the
+kick–flow–kick splitting :class:`StrangSplitting` for Hamiltonian problems), e.g.::
 
     stepper = make_stepper("etdrk4", linear=D * laplacian_symbol(grid), dt=0.5,
                            nonlinear=lambda u_hat: rfft2(f(irfft2(u_hat))))
