@@ -49,8 +49,10 @@ def _skipped(section: dict) -> list[str]:
 def machine_line(result: dict) -> str:
     env = result["environment"]
     where = env.get("gpu") or f"{env.get('cpu')} ({env.get('cpu_count')} logical CPUs)"
+    pinned = env.get("cpus_allowed")
+    pinned = f", pinned to CPU {pinned[0]}" if pinned and len(pinned) == 1 else ""
     return (f"`{result['mode']}` run on {where}, device `{env['device']}`, torch "
-            f"{env['torch']}, {env['threads']} intra-op thread(s), commit "
+            f"{env['torch']}, {env['threads']} intra-op thread(s){pinned}, commit "
             f"{env.get('git_commit')}; load average {env.get('load_average_start')} at the "
             f"start, {env.get('load_average_end')} at the end; {env.get('seconds', 0):.0f} s.")
 
@@ -165,14 +167,18 @@ def memory_table(result: dict) -> list[str]:
 
 def markdown(result: dict) -> str:
     lines = [machine_line(result), ""]
+    if result.get("status") == "running":
+        lines += ["(stopped before the end: the sections measured so far)", ""]
     lines += goals_table(result)
     lines += solver_tables(result)
     lines += inference_table(result)
     lines += growth_table(result)
     lines += memory_table(result)
-    lines += ["MNO against neuraloperator's FNO: "] + (
-        _skipped(result["mno_vs_fno"]) if result["mno_vs_fno"].get("status") == "skipped"
-        else [f"embedded from {result['mno_vs_fno'].get('source')}", ""])
+    fno = result.get("mno_vs_fno")
+    if fno is not None:
+        lines += ["MNO against neuraloperator's FNO: "] + (
+            _skipped(fno) if fno.get("status") == "skipped"
+            else [f"embedded from {fno.get('source')}", ""])
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -305,20 +305,29 @@ def main(argv: list[str] | None = None) -> dict:
         "growth": lambda: growth_section(plan, args.device, args.domains),
         "training_memory": lambda: memory_section(plan, args.device),
     }
+    result["status"] = "running"
     for name, fn in sections.items():
         result[name] = ({"status": "skipped", "reason": "--skip"} if name in args.skip
                         else _section(name, fn))
+        if args.out:        # a run stopped by a time limit still leaves what it measured
+            _write(args.out, result)
     result["mno_vs_fno"] = baselines_section(args.baselines, args.domains)
     result["goals"] = goals(result)
     result["environment"]["load_average_end"] = _load()
     result["environment"]["seconds"] = time.perf_counter() - start
-    text = json.dumps(result, indent=2, default=float)
+    result["status"] = "complete"
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        _write(args.out, result)
     else:
-        print(text)
+        print(json.dumps(result, indent=2, default=float))
     return result
+
+
+def _write(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ def test_smoke_run_writes_every_section_and_says_why_peers_are_skipped(tmp_path)
     result = json.loads(out.read_text())
 
     assert result["benchmark"] == "run" and result["mode"] == "smoke"
+    assert result["status"] == "complete"
     env_ = result["environment"]
     assert env_["threads"] == 1 and env_["device"] == "cpu"
     assert len(env_["load_average_start"]) == 3 and len(env_["load_average_end"]) == 3
