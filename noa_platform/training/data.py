@@ -62,6 +62,13 @@ class SplitData:
         out[order] = self.dataset.h5["trajectories"][rows[order]]
         return torch.from_numpy(out)
 
+    def subset(self, positions: np.ndarray) -> SplitData:
+        """The samples of this split at ``positions`` (sorted, as h5py reads need)."""
+        positions = np.sort(np.asarray(positions))
+        cache = self._cache[torch.from_numpy(positions)] if self._cache is not None else None
+        return SplitData(self.dataset, self.indices[positions], self.theta[positions],
+                         self.n_frames, cache)
+
     def statistics(self, max_samples: int = 1024) -> tuple[torch.Tensor, ...]:
         """Per-channel mean, std and increment std over every frame of (at most
         ``max_samples`` evenly spaced) trajectories of the split."""

@@ -29,7 +29,6 @@ from noa_platform.transfer.mno import (
     persistence_vrmse,
     rollout_vrmse,
     step_plan,
-    subset,
     summarize,
     transfer_config,
 )
@@ -124,7 +123,7 @@ def _mno_part(inputs: TransferInputs, ds: DatasetFile, samples: Sequence[int], s
     target_config = json.loads(target_ckpt["config"])
     train = SplitData.load(ds, "train", target.conditioning)
     val = SplitData.load(ds, "val", target.conditioning)
-    val = subset(val, np.arange(min(VALIDATION_SAMPLES, len(val))))
+    val = val.subset(np.arange(min(VALIDATION_SAMPLES, len(val))))
     test = SplitData.load(ds, "test", target.conditioning)
     persistence = summarize(persistence_vrmse(test))
     own = _target_model(target, target_config, target_ckpt, plugins)

@@ -71,14 +71,6 @@ def step_plan(k: int, steps: int, max_batch: int) -> StepPlan:
     return StepPlan(math.ceil(k * r / b), b, r)
 
 
-def subset(split: SplitData, positions: np.ndarray) -> SplitData:
-    """The samples of ``split`` at ``positions`` (increasing, as h5py reads need)."""
-    positions = np.sort(np.asarray(positions))
-    cache = split._cache[torch.from_numpy(positions)] if split._cache is not None else None
-    return SplitData(split.dataset, split.indices[positions], split.theta[positions],
-                     split.n_frames, cache)
-
-
 def sample_positions(n: int, k: int, seed: int) -> np.ndarray:
     """The k training samples of ``seed``: the first k of a permutation drawn from ``seed``
     (so the sets of one seed are nested as k grows)."""
@@ -199,7 +191,7 @@ def finetune_and_scratch(domain: Domain, source: SourceMNO, target_config: Mappi
                          device: torch.device, plugins: Any = None,
                          log: Callable[[str], None] = print) -> PairResult:
     """Both runs of one (k, seed) pair on ``dataset`` (the target's); see the module docstring."""
-    chosen = subset(train, sample_positions(len(train), k, seed))
+    chosen = train.subset(sample_positions(len(train), k, seed))
     plan = step_plan(k, steps, int(target_config["training"]["batch_size"]))
     config = transfer_config(target_config, source, plan, seed)
     runs: dict[str, tuple[tuple[float, float], int]] = {}
