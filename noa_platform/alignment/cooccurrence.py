@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from noa_platform.alignment.codebooks import CODE_SEPARATOR
-from noa_platform.alignment.result import MethodResult
+from noa_platform.alignment.result import MethodResult, matched_column_order
 
 BETTER = {"nmi": "higher", "ami": "higher", "mutual_nn_rate": "higher"}
 
@@ -103,8 +103,7 @@ def align_cooccurrence(
                 "codebook_ami": float(ami[i, j]),
             })
     pairs.sort(key=lambda p: (-p["jaccard"], -p["count"]))
-    col_order = list(dict.fromkeys(best_b.tolist()))
-    col_order += [j for j in range(nmi.shape[1]) if j not in set(col_order)]
+    col_order = matched_column_order(best_b.tolist(), nmi.shape[1])
     return MethodResult(
         method="cooccurrence",
         scores=scores,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from noa_platform.alignment.codebooks import Vocabulary
-from noa_platform.alignment.result import MethodResult
+from noa_platform.alignment.result import MethodResult, matched_column_order
 from noa_platform.alignment.space import family_weights, weighted_sq_distances
 
 BETTER = {"gw_discrepancy": "lower", "map_correlation": "higher"}
@@ -82,8 +82,7 @@ def align_geometry(a: Vocabulary, b: Vocabulary) -> MethodResult:
         key=lambda p: -p["coupling"],
     )
     # Columns ordered by where each row's mass goes, so a one-to-one map is the diagonal.
-    col_order = list(dict.fromkeys(match.tolist()))
-    col_order += [j for j in range(coupling.shape[1]) if j not in set(col_order)]
+    col_order = matched_column_order(match.tolist(), coupling.shape[1])
     return MethodResult(
         method="geometry",
         scores=scores,

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from noa_platform.alignment.codebooks import Vocabulary
-from noa_platform.alignment.result import MethodResult
+from noa_platform.alignment.result import MethodResult, matched_column_order
 from noa_platform.alignment.space import shared_space, weighted_sq_distances
 
 #: Entropic regularisation relative to the mean cost.
@@ -107,8 +107,8 @@ def align_prototypes(a: Vocabulary, b: Vocabulary) -> MethodResult:
     )
     # Columns in assignment order, so matched pairs lie on the diagonal; unmatched ones last.
     order = np.argsort(rows)
-    col_order = list(cols[order]) + [j for j in range(cost.shape[1]) if j not in set(cols)]
-    row_order = list(rows[order]) + [i for i in range(n_a) if i not in set(rows)]
+    col_order = matched_column_order(cols[order].tolist(), cost.shape[1])
+    row_order = matched_column_order(rows[order].tolist(), n_a)
     return MethodResult(
         method="prototypes",
         scores=scores,

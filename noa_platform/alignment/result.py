@@ -8,6 +8,14 @@ from typing import Any
 import numpy as np
 
 
+def matched_column_order(matched: list[int], n_cols: int) -> list[int]:
+    """Heat-map columns: each row's match in row order (first time seen), then the columns
+    no row matched, so a one-to-one map lies on the diagonal."""
+    order = list(dict.fromkeys(matched))
+    seen = set(order)
+    return order + [j for j in range(n_cols) if j not in seen]
+
+
 @dataclass
 class MethodResult:
     """One method's outcome.
