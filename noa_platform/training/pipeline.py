@@ -23,7 +23,6 @@ train the MNO data-parallel; rank 0 alone writes files and runs the post-trainin
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from noa_platform.models import build_domain_architecture, count_parameters
 from noa_platform.models.architectures import U_AFNO
 from noa_platform.models.operator import NeuralOperator
 from noa_platform.plugins import PluginRegistry, get_registry
+from noa_platform.registry.objects import sha256_of
 from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
 from noa_platform.training.data import SplitData
 from noa_platform.training.distributed import join
@@ -58,14 +58,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise NoaError("--device cuda: no CUDA device is available")
     return torch.device(name)
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Pipeline:
@@ -199,7 +191,7 @@ class Pipeline:
         tok_fp = ""
         if cfg.lambda_commit > 0 or cfg.lambda_latent > 0:
             feature_fn = self.feature_set
-            tok_fp = _file_digest(self.tokenizer_dir / "weights.safetensors")
+            tok_fp = sha256_of(self.tokenizer_dir / "weights.safetensors")
             tokenizer = tokenizer.to(self.device)
         trainer = Trainer(operator, self.config, train, val, self.run_dir,
                           dataset_fingerprint=ds.fingerprint,
