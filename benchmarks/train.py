@@ -23,7 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,9 +39,12 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_run(resolution: int, timesteps: int, window: int, batch: int, batches: int,
-              workdir: Path) -> dict:
-    """Train ``batches`` batches; report time and peak RSS growth over the set-up."""
+@contextmanager
+def toy_trainer(*, resolution: int, timesteps: int, window: int, batch: int, n_samples: int,
+                val_fraction: float, workdir: Path, device: str = "cpu") -> Iterator[Any]:
+    """The set-up the training benchmarks share: a toy-domain dataset of ``timesteps`` frames
+    made in ``workdir``, the :data:`ARCH` MNO (seed 0) and its :class:`Trainer`, yielded while
+    the dataset is open."""
     from noa_platform.config import resolve_config
     from noa_platform.data.generate import generate
     from noa_platform.data.store import DatasetFile
@@ -50,9 +56,10 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
 
     domain = ToyDomain()
     cfg = resolve_config(overrides={
-        "generation": {"n_samples": batch * batches + 2, "n_frames": timesteps,
+        "generation": {"n_samples": n_samples, "n_frames": timesteps,
                        "resolution": resolution, "features": False,
-                       "splits": {"train": 0.9, "val": 0.1, "test": 0.0}},
+                       "splits": {"train": 1 - val_fraction, "val": val_fraction,
+                                  "test": 0.0}},
         "mno": {"architecture": ARCH},
         "training": {"batch_size": batch, "bptt_window": window, "epochs": 1,
                      "save_every": 10**9},
@@ -66,8 +73,18 @@ def train_run(resolution: int, timesteps: int, window: int, batch: int, batches:
         arch = build_domain_architecture(domain, cfg.mno.architecture)
         op = NeuralOperator(arch, *train.statistics(max_samples=8))
         trainer = Trainer(op, cfg, train, val, workdir / "run", dataset_fingerprint=ds.fingerprint,
-                          progress=False, log=lambda m: None)
+                          device=device, progress=False, log=lambda m: None)
         trainer.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        yield trainer
+
+
+def train_run(resolution: int, timesteps: int, window: int, batch: int, batches: int,
+              workdir: Path) -> dict:
+    """Train ``batches`` batches; report time and peak RSS growth over the set-up."""
+    with toy_trainer(resolution=resolution, timesteps=timesteps, window=window, batch=batch,
+                     n_samples=batch * batches + 2, val_fraction=0.1,
+                     workdir=workdir) as trainer:
+        train = trainer.train
         before = _rss_mb()
         trainer._train_batch(np.arange(batch))  # warm-up (allocator, first-touch)
         start = time.perf_counter()
