@@ -184,6 +184,48 @@ def test_an_older_index_is_migrated_in_order_keeping_its_rows(tmp_path, monkeypa
         assert reg.con.execute("SELECT note FROM artifacts").fetchall() == [(None,)]
 
 
+class _LockedAtFirst:
+    """A connection whose first ``n`` journal-mode switches answer "database is locked" at once,
+    as SQLite does (without waiting) to one of two processes switching a fresh file to WAL."""
+
+    def __init__(self, con: sqlite3.Connection, counter: list[int]):
+        self.con, self.counter = con, counter
+
+    def execute(self, sql: str, *args):
+        if sql.startswith("PRAGMA journal_mode") and self.counter[0] > 0:
+            self.counter[0] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return self.con.execute(sql, *args)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def test_opening_retries_an_immediate_lock_and_gives_up_on_other_errors(tmp_path, monkeypatch):
+    from noa_platform.registry import schema
+
+    real_connect, left = sqlite3.connect, [3]
+    monkeypatch.setattr(schema.sqlite3, "connect",
+                        lambda *a, **k: _LockedAtFirst(real_connect(*a, **k), left))
+    con = schema.connect(tmp_path / "index.sqlite")
+    assert left == [0]  # three refusals, then it opened and migrated
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    con.close()
+    # A lock that outlasts the deadline is one error line, not an endless wait.
+    monkeypatch.setattr(schema, "BUSY_TIMEOUT_S", 0.05)
+    left[0] = 10**9
+    with pytest.raises(NoaError, match=r"index2.sqlite: not a usable registry index "
+                                       r"\(database is locked\)"):
+        schema.connect(tmp_path / "index2.sqlite")
+    # Anything else is not retried.
+    monkeypatch.setattr(schema.sqlite3, "connect", real_connect)
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database" * 100)
+    t0 = time.monotonic()
+    with pytest.raises(NoaError, match="junk.sqlite: not a usable registry index"):
+        schema.connect(tmp_path / "junk.sqlite")
+    assert time.monotonic() - t0 < 1.0
+
+
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=8
                 ).filter(lambda s: s not in {".", ".."})
 trees = st.dictionaries(st.lists(names, min_size=1, max_size=3).map("/".join),

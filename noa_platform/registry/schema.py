@@ -8,7 +8,9 @@ once. A future schema change appends one entry here and never edits an old one.
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from pathlib import Path
 
 from noa_platform.errors import NoaError
@@ -60,16 +62,32 @@ def connect(path: Path) -> sqlite3.Connection:
     write lock is taken before anything is read and two writers never deadlock on an upgrade.
     WAL lets readers go on while one process writes; ``synchronous=FULL`` makes a committed row
     survive a power cut, not only a killed process.
+
+    Switching a fresh file to WAL needs its exclusive lock, and SQLite answers "database is
+    locked" at once, without waiting, to a process that would otherwise deadlock with another
+    doing the same (both hold a shared lock and want the exclusive one). So the whole opening is
+    retried, with a jittered back-off, until :data:`BUSY_TIMEOUT_S` has passed.
     """
-    try:
-        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.execute("PRAGMA foreign_keys=ON")
-        migrate(con, path)
-    except sqlite3.DatabaseError as exc:
-        raise NoaError(f"{path}: not a usable registry index ({exc})") from None
-    return con
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        con = None
+        try:
+            con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA foreign_keys=ON")
+            migrate(con, path)
+            return con
+        except sqlite3.DatabaseError as exc:
+            if con is not None:
+                con.close()
+            busy = isinstance(exc, sqlite3.OperationalError) and (
+                "locked" in str(exc) or "busy" in str(exc))
+            if not busy or time.monotonic() + delay > deadline:
+                raise NoaError(f"{path}: not a usable registry index ({exc})") from None
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.5)
 
 
 def migrate(con: sqlite3.Connection, path: Path) -> None:
