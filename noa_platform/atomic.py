@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from noa_platform.file_errors import named_path
+
 __all__ = [
     "atomic_path",
     "atomic_savez",
@@ -66,10 +68,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            _name_the_final_path(exc, tmp, path)
         raise
     _fsync_dir(path.parent)
+
+
+def _name_the_final_path(exc: OSError, tmp: Path, path: Path) -> None:
+    """Make an error on the temporary file name the file being written.
+
+    The user asked for ``path``; ``path.tmp-<pid>`` is gone once this returns. A write that
+    fails midway (``ENOSPC``) names no file at all, and the file being written is the likely
+    one; an error naming another file (an input being read) is left as it is.
+    """
+    named = named_path(exc)
+    if named is None or Path(named) == tmp:
+        exc.filename = os.fspath(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -14,16 +14,28 @@ from noa_platform.errors import NoaError
 class NoaGroup(click.Group):
     """A click group that prints :class:`NoaError` as ``error: ...`` and exits 1.
 
-    With ``--verbose`` the traceback is kept, for bug reports.
+    An OS error that no command put into words (a permission, a missing folder, a read-only
+    file system, a full disk; h5py's and SQLite's included) is the user's environment rather
+    than a bug, so it is printed the same way, naming its path
+    (:func:`noa_platform.file_errors.error_line`). With ``--verbose`` the traceback is kept,
+    for bug reports.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except NoaError as exc:
+        except Exception as exc:
+            from noa_platform.file_errors import error_line, is_file_error
+
+            if isinstance(exc, NoaError):
+                message = str(exc)
+            elif is_file_error(exc):
+                message = error_line(exc)
+            else:
+                raise
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
-            for line in str(exc).splitlines() or ["unknown error"]:
+            for line in message.splitlines() or ["unknown error"]:
                 click.echo(f"error: {line}", err=True)
             ctx.exit(1)
 
