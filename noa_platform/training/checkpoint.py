@@ -26,8 +26,10 @@ FORMAT_VERSION = 1
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (:mod:`noa_platform.atomic`)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+    # Through a Python file, so that a failed write (no space, permission) is the OSError
+    # naming the file rather than torch's RuntimeError from its own C++ writer.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, fh)
     return path
 
 
