@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
-from noa_platform.atomic import atomic_path, atomic_write_json
+from noa_platform.atomic import atomic_write_bytes, atomic_write_json
 from noa_platform.errors import DataError
 from noa_platform.tokenizer.categories import Category
 from noa_platform.tokenizer.checks import check_features
@@ -405,8 +405,10 @@ class Tokenizer(nn.Module):
         """
         path = Path(directory)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
+        # Serialized here and written by Python, so that a failed write (no space, permission)
+        # is the OSError naming the file rather than safetensors' own error.
+        atomic_write_bytes(path / WEIGHTS_FILE,
+                           save(tensors, metadata={"format_version": str(FORMAT_VERSION)}))
         meta = {**self.describe(), "normalization": self.normalizer.to_json()}
         atomic_write_json(path / META_FILE, meta, indent=2, sort_keys=False)
         return path
