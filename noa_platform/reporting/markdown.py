@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from noa_platform.atomic import atomic_write_text
 from noa_platform.reporting.collect import (
     EVALUATION_METRICS,
     HEADLINE,
@@ -45,7 +46,7 @@ def write_report(summary: RegistrySummary, out: str | os.PathLike) -> Path:
     lines += ["", "## Transfer", ""]
     lines += _transfers(summary, folder)
     path = folder / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 

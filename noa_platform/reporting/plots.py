@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from noa_platform.atomic import atomic_path
 from noa_platform.reporting.collect import HEADLINE, RegistrySummary
 
 
@@ -50,7 +51,8 @@ def plot_alignment_matrix(summary: RegistrySummary, path: Path) -> Path:
         ax.set_title(f"{method}: {score}", fontsize=9)
     fig.suptitle("alignment across domains (newest alignment per pair)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -72,6 +74,7 @@ def plot_transfer_curves(summary: RegistrySummary, path: Path) -> Path:
         ax.set_title(f"{t.source} → {t.target} ({t.id})", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
