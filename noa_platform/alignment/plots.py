@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from noa_platform.alignment.compare import Alignment
+from noa_platform.atomic import atomic_path
 
 #: Tick labels are drawn only up to this many rows/columns (beyond, they are unreadable).
 MAX_TICKS = 40
@@ -45,7 +46,7 @@ def plot_alignment(alignment: Alignment, path: str | os.PathLike) -> Path:
     fig.suptitle(f"alignment {alignment.a} ↔ {alignment.b}", fontsize=11)
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return out
