@@ -60,6 +60,7 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
     if nproc is not None and "RANK" not in os.environ:  # not yet one of torchrun's processes
         ctx.exit(subprocess.call(torchrun_command(ctx, nproc)))
     from noa_platform.config import domain_config
+    from noa_platform.file_errors import doing
     from noa_platform.plugins import get_registry
     from noa_platform.training.pipeline import Pipeline
 
@@ -71,13 +72,15 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
     run_dir = run_dir or Path("runs") / f"{domain}-{preset}"
     pipeline = Pipeline(d, cfg, run_dir, dataset=dataset, device=device, progress=not quiet,
                         log=lambda m: click.echo(m, err=True))
-    report = pipeline.run(stage=stage, resume=resume)
+    with doing("training in", run_dir):
+        report = pipeline.run(stage=stage, resume=resume)
     # Under torchrun every rank runs this command; one record of the run is enough.
     if not no_register and int(os.environ.get("RANK", "0")) == 0:
-        from noa_platform.registry import open_registry
+        from noa_platform.registry import open_registry, registry_path
         from noa_platform.registry.training_run import register_run
 
-        with open_registry(registry_dir) as reg:
+        with doing("recording the run in registry", registry_path(registry_dir)), \
+                open_registry(registry_dir) as reg:
             register_run(reg, domain, run_dir, pipeline.dataset_path, cfg, stage,
                          log=lambda m: click.echo(m, err=True))
     if pipeline.ranks.is_main:  # under torchrun, one line for the whole job
