@@ -18,11 +18,13 @@ from noa_platform.cli.app import main
 def report(out_dir: Path, registry_dir: Path | None) -> None:
     """Cross-domain summary of the registry: per-domain results, alignment matrix, transfer
     curves; every number read from the registry."""
+    from noa_platform.file_errors import doing
     from noa_platform.registry import open_registry
     from noa_platform.reporting.collect import collect
     from noa_platform.reporting.markdown import write_report
 
     with open_registry(registry_dir, create=False) as reg:
         summary = collect(reg)
-    path = write_report(summary, out_dir)
+    with doing("writing the report in", out_dir):
+        path = write_report(summary, out_dir)
     click.echo(f"report: {path}")
