@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,10 +18,15 @@ registry_option = click.option(
     help="Registry folder (default: $NOA_REGISTRY, else ./registry).")
 
 
-def _open(registry_dir: Path | None):
-    from noa_platform.registry import open_registry
+@contextlib.contextmanager
+def _open(registry_dir: Path | None) -> Iterator[Any]:
+    """The registry, with an OS or SQLite error while using it said as one line naming it."""
+    from noa_platform.file_errors import doing
+    from noa_platform.registry import open_registry, registry_path
 
-    return open_registry(registry_dir, create=False)
+    with doing("registry", registry_path(registry_dir)), \
+            open_registry(registry_dir, create=False) as reg:
+        yield reg
 
 
 def _size(n: int) -> str:
