@@ -56,6 +56,7 @@ def align(a: str, b: str, method: str, levels: str, n_null: int, seed: int,
     from noa_platform.alignment.plots import plot_alignment
     from noa_platform.alignment.sources import feature_sources
     from noa_platform.atomic import atomic_write_json
+    from noa_platform.file_errors import doing
     from noa_platform.tokenizer import UnfittedTokenizer
 
     methods = METHODS if method == "all" else (method,)
@@ -73,14 +74,15 @@ def align(a: str, b: str, method: str, levels: str, n_null: int, seed: int,
                            n_null=n_null, seed=seed, labels=(side_a.label, side_b.label))
 
     out = out_dir or Path("alignments") / f"{_slug(a)}--{_slug(b)}"
-    out.mkdir(parents=True, exist_ok=True)
     record = result.to_json()
     record["tokenizers"] = {
         "a": {"spec": a, "id": side_a.registry_id, "directory": str(side_a.directory)},
         "b": {"spec": b, "id": side_b.registry_id, "directory": str(side_b.directory)},
     }
-    atomic_write_json(out / "alignment.json", record, indent=2, sort_keys=False)
-    plot_alignment(result, out / "alignment.png")
+    with doing("writing the alignment in", out):
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "alignment.json", record, indent=2, sort_keys=False)
+        plot_alignment(result, out / "alignment.png")
 
     rid = None
     if not no_register and side_a.registry_id and side_b.registry_id:
