@@ -80,6 +80,7 @@ def _run(reg: Any, plugins: Any, domains: dict[str, Any], samples: list[int], se
          steps: int, device: str, out_dir: Path | None, no_register: bool
          ) -> tuple[dict[str, Any], Path]:
     from noa_platform.data.store import DatasetFile
+    from noa_platform.file_errors import doing
     from noa_platform.training.pipeline import resolve_device
     from noa_platform.transfer import sources
     from noa_platform.transfer.experiment import TransferInputs, run_transfer
@@ -100,9 +101,10 @@ def _run(reg: Any, plugins: Any, domains: dict[str, Any], samples: list[int], se
         target_mno=sources.checkpoint_file(found["target_mno"]),
         target_dataset=sources.dataset_file(found["target_dataset"]))
     out = out_dir or Path("runs") / f"transfer-{source}-{target}"
-    result = run_transfer(inputs, out, samples=samples, seeds=seeds, steps=steps,
-                          device=resolve_device(device), plugins=plugins, log=_echo,
-                          artifacts={kind: f.id for kind, f in found.items()})
+    with doing("measuring the transfer into", out):
+        result = run_transfer(inputs, out, samples=samples, seeds=seeds, steps=steps,
+                              device=resolve_device(device), plugins=plugins, log=_echo,
+                              artifacts={kind: f.id for kind, f in found.items()})
     if not no_register:
         with DatasetFile(inputs.target_dataset) as ds:
             fingerprint = ds.fingerprint
