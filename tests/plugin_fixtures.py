@@ -110,6 +110,46 @@ def noa_feature_extractors():
                                  description="fixture: largest and smallest value")]
 """
 
+SOLVER_FAULTS = """
+import time
+import torch
+import pluggy
+from noa_platform.testing.toy_domain import DecaySolver, ToyDomain
+NOA_PLUGIN_API = 2
+hookimpl = pluggy.HookimplMarker("noa_platform")
+
+
+class FaultySolver(DecaySolver):
+    \"\"\"The toy's exact solver with one fault: ``nan`` (every frame after 0 is NaN),
+    ``shape`` (the frame axis is missing) or ``hang`` (never returns).\"\"\"
+
+    def __init__(self, space, channels, fault):
+        super().__init__(space, channels)
+        self.fault = fault
+
+    def rollout(self, u0, params, n_frames, **kw):
+        if self.fault == "hang":
+            while True:
+                time.sleep(0.01)
+        traj = super().rollout(u0, params, n_frames, **kw)
+        if self.fault == "nan":
+            traj[:, 1:] = float("nan")
+        if self.fault == "shape":
+            traj = traj[:, -1]
+        return traj
+
+
+def faulty(fault):
+    domain = ToyDomain(f"{fault}-toy")
+    domain.solver = FaultySolver(domain.parameter_space, len(domain.channels), fault)
+    return domain
+
+
+@hookimpl
+def noa_domains():
+    return [faulty("nan"), faulty("shape"), faulty("hang")]
+"""
+
 # entry-point name -> (distribution, module, source). Entry points load in name order, so
 # "a-good" registers "good-toy" before "z-duplicate" tries to.
 FIXTURES = {
@@ -122,6 +162,12 @@ FIXTURES = {
     "z-duplicate": ("noa-fixture-duplicate", "noa_fixture_duplicate", DUPLICATE_DOMAIN),
 }
 
+#: Plugins that load fine but whose solvers break the contract at run time (NaN, wrong
+#: shape, a hang): only the kit finds these, so they are written on request, not by default.
+RUNTIME_FAULTS = {
+    "s-solver-faults": ("noa-fixture-solver-faults", "noa_fixture_solver_faults", SOLVER_FAULTS),
+}
+
 
 def write_distribution(root: Path, ep_name: str, dist: str, module: str, source: str) -> None:
     (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -131,7 +177,8 @@ def write_distribution(root: Path, ep_name: str, dist: str, module: str, source:
     (info / "entry_points.txt").write_text(f"[noa_platform]\n{ep_name} = {module}\n")
 
 
-def write_fixtures(root: Path, names: list[str] | None = None) -> None:
-    for ep_name, (dist, module, source) in FIXTURES.items():
+def write_fixtures(root: Path, names: list[str] | None = None,
+                   fixtures: dict[str, tuple[str, str, str]] = FIXTURES) -> None:
+    for ep_name, (dist, module, source) in fixtures.items():
         if names is None or ep_name in names:
             write_distribution(root, ep_name, dist, module, source)

@@ -20,6 +20,16 @@ SHORT = 2
 REFUSALS = (NoaError, ValueError)
 
 
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """``a`` and ``b`` hold the same values, NaN where the other has NaN: ``torch.equal``
+    alone calls two identical NaN trajectories different, which would blame replay or batch
+    independence for what is a finiteness failure (reported by ``finite_over_horizon``)."""
+    if a.shape != b.shape:
+        return False
+    nan_a, nan_b = torch.isnan(a), torch.isnan(b)
+    return torch.equal(nan_a, nan_b) and torch.equal(a[~nan_a], b[~nan_b])
+
+
 def _expected(probe: Probe, b: int, n: int) -> tuple[int, ...]:
     return (b, n + 1, len(probe.domain.channels), *probe.grid.shape)
 
@@ -75,7 +85,7 @@ def check_replay(domain: Domain, probe: Probe) -> str:
             raise
         torch.rand(1000)  # replay must not depend on the global RNG's state
         again = simulate(domain, values.copy(), list(seeds), list(families), **kw)
-        if not torch.equal(first, again):
+        if not same_bits(first, again):
             i = int((first != again).flatten(1).any(1).nonzero()[0])
             raise CheckFailed(f"replaying sample {i} (θ {probe.describe_row(values[i])}, seed "
                               f"{seeds[i]}{', noise' if amp else ''}) gave other bits than "
@@ -103,7 +113,7 @@ def check_batch_independence(domain: Domain, probe: Probe) -> str:
         i = n - 1
         alone = probe.rollout(u0[i:i + 1], values[i:i + 1], SHORT, seeds=seeds[i:i + 1],
                               noise_amplitude=amp)
-        if not torch.equal(alone[0], batch[i]):
+        if not same_bits(alone[0], batch[i]):
             diff = float((alone[0].double() - batch[i].double()).abs().max())
             raise CheckFailed(f"sample {i} alone differs from the same sample in a batch of {n} "
                               f"({str(dtype).removeprefix('torch.')}{', noise' if amp else ''}; "

@@ -1,0 +1,196 @@
+"""Broken plugins of each kind, as a user meets them on the command line.
+
+Load-time faults (import error, a hook that raises or returns the wrong type, another API
+version, a duplicate domain) are failed plugins: `noa plugins list` shows each with status
+`failed` and its reason, and the conformance kit cannot be pointed at them (one line naming
+the failed plugins). Run-time faults of a plugin that loads (a solver returning NaN, the wrong
+shape, or never returning) are the kit's to find: `noa plugins check` fails the check named
+after the fault, and a hang costs one time limit. Throughout, the host keeps working: the
+other domains are listed and a command on a healthy domain runs.
+
+The fixture plugins are distributions written to a folder on ``sys.path`` (see
+``plugin_fixtures.py``), discovered in this process; nothing is installed.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from plugin_fixtures import RUNTIME_FAULTS, write_distribution
+
+from noa_platform.cli import main
+from noa_platform.plugins import get_registry
+from noa_platform.testing import ToyDomain, check_domain
+from noa_platform.testing.kit import CHECKS
+from noa_platform.testing.time_limit import CheckTimedOut, time_limit
+
+#: What `plugins list` must say about each load-time fault of plugin_fixtures.FIXTURES.
+LOAD_FAULTS = {
+    "b-import-error": "import failed: RuntimeError: this plugin is broken on purpose",
+    "c-bad-signature": "invalid hook implementation",
+    "d-misspelled": "unknown hook(s) noa_domain",
+    "e-wrong-api": "targets plugin API 99, this platform provides 2",
+    "z-duplicate": "domain name 'good-toy' is already provided by plugin 'a-good'",
+}
+
+
+@pytest.fixture
+def plugins(fixture_plugins):
+    """Every fixture plugin, the solver faults included, discovered afresh."""
+    for ep_name, (dist, module, source) in RUNTIME_FAULTS.items():
+        write_distribution(fixture_plugins, ep_name, dist, module, source)
+    get_registry.cache_clear()
+    yield fixture_plugins
+    get_registry.cache_clear()
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def rows(output: str) -> dict[str, list[str]]:
+    """`plugins check` table rows by check name: [status, seconds, reason]."""
+    out = {}
+    names = {c.name for c in CHECKS}
+    for line in output.splitlines():
+        name, *rest = line.split(maxsplit=3) or [""]
+        if name in names:
+            out[name] = rest
+    return out
+
+
+def test_plugins_list_shows_each_broken_plugin_with_its_reason(plugins):
+    res = cli("plugins", "list")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    for name, reason in LOAD_FAULTS.items():
+        i = next(k for k, line in enumerate(lines) if line.split()[0] == name)
+        assert lines[i].split()[1] == "failed", lines[i]
+        assert lines[i + 1].strip().startswith("error: ") and reason in lines[i + 1], lines[i + 1]
+    statuses = {line.split()[0]: line.split()[1] for line in lines if not line[0].isspace()}
+    # A plugin whose solver is faulty loads: only running the solver can show the fault.
+    assert statuses["s-solver-faults"] == statuses["a-good"] == "loaded"
+    assert statuses["noa-platform"] == "loaded"
+
+
+def test_the_host_keeps_working_beside_broken_plugins(plugins, tmp_path):
+    res = cli("domains", "list")
+    assert res.exit_code == 0, res.output
+    listed = {line.split()[0] for line in res.output.splitlines()}
+    assert {"good-toy", "nan-toy", "shape-toy", "hang-toy"} <= listed
+    assert "future-toy" not in listed  # the wrong-API plugin's domain is not offered
+    out = tmp_path / "ok.h5"
+    res = cli("generate", "good-toy", "--n", "2", "--out", str(out), "--no-features", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert out.is_file()
+
+
+def test_the_kit_on_a_failed_plugins_domain_names_the_failed_plugins(plugins):
+    res = cli("plugins", "check", "future-toy")
+    assert res.exit_code == 1
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith("error: unknown domain 'future-toy'; known: ")
+    assert "good-toy" in line
+    assert ("failed plugins: b-import-error, c-bad-signature, d-misspelled, e-wrong-api, "
+            "z-duplicate; see `noa plugins list`") in line
+
+
+def test_the_kit_fails_a_solver_that_returns_nan_as_not_finite_only(plugins):
+    res = cli("plugins", "check", "nan-toy")
+    assert res.exit_code == 1, res.output
+    table = rows(res.output)
+    assert table["finite_over_horizon"][0] == "fail"
+    assert table["finite_over_horizon"][2].startswith("non-finite frame 1 of 4 at θ {")
+    # NaN replays as NaN: replay and batch independence hold, they must not take the blame.
+    assert table["replay"][0] == table["batch_independence"][0] == "pass"
+    assert "domain 'nan-toy' does NOT conform: 15 passed, 1 failed" in res.output
+
+
+def test_the_kit_fails_a_solver_that_returns_the_wrong_shape(plugins):
+    report = check_domain(get_registry().domain("shape-toy"),
+                          select=[c.name for c in CHECKS if c.runs_solver])
+    assert report["rollout_shape"].status == "fail"
+    assert report["rollout_shape"].reason == (
+        "rollout of 2 frames for 2 samples gave [2, 2, 16, 16], expected [2, 3, 2, 16, 16] "
+        "(frame 0 plus 2 frames)")
+
+
+def test_a_hanging_solver_fails_one_check_and_the_rest_are_not_run(plugins):
+    start = time.monotonic()
+    res = cli("plugins", "check", "hang-toy", "--timeout", "0.5")
+    took = time.monotonic() - start
+    assert res.exit_code == 1, res.output
+    table = rows(res.output)
+    assert table["rollout_shape"][0] == "fail"
+    assert table["rollout_shape"][2].startswith("timed out after 0.5s: a hang")
+    solver_checks = [c.name for c in CHECKS if c.runs_solver]
+    after = solver_checks[solver_checks.index("rollout_shape") + 1:]
+    assert all(table[n] == ["skip", "0.00s", "not run: the solver hung in rollout_shape"]
+               for n in after), res.output
+    # The declarations do not call the solver and are still checked.
+    assert table["attributes"][0] == table["initial_conditions"][0] == "pass"
+    assert took < 10  # one limit (and the architecture's, at 0.5 s), not one per check
+    # The alarm is gone, and the host still works.
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert cli("domains", "show", "good-toy").exit_code == 0
+
+
+def test_an_unusable_timeout_is_a_usage_error(plugins):
+    for bad in ("0", "-1", "nan", "soon"):
+        res = cli("plugins", "check", "good-toy", "--timeout", bad)
+        assert res.exit_code == 2, (bad, res.output)
+        assert "--timeout" in res.output
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        check_domain(ToyDomain(), timeout=0)
+
+
+def test_time_limit_interrupts_python_code_that_swallows_exceptions():
+    def stubborn():
+        end = time.monotonic() + 3  # bounded, so a limit that gets swallowed fails the test
+        while time.monotonic() < end:
+            try:
+                time.sleep(0.01)
+            except Exception:  # noqa: BLE001, S110 -- a blanket handler must not eat the limit
+                pass
+
+    start = time.monotonic()
+    with pytest.raises(CheckTimedOut, match="timed out after 0.2s"), time_limit(0.2):
+        stubborn()
+    assert time.monotonic() - start < 2
+
+
+def test_time_limit_restores_an_outer_alarm():
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.6)
+        with time_limit(5):
+            time.sleep(0.05)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < left < 0.6
+        time.sleep(left + 0.2)
+        assert fired == [True]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_time_limit_off_the_main_thread_runs_unlimited():
+    """SIGALRM only reaches the main thread; elsewhere the check runs without a limit rather
+    than failing (documented in docs/plugin-guide.md)."""
+    done = []
+
+    def work():
+        with time_limit(0.05):
+            time.sleep(0.2)
+        done.append(True)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(5)
+    assert done == [True]
