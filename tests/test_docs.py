@@ -124,3 +124,23 @@ def test_guide_example_is_a_conforming_plugin(tmp_path, monkeypatch):
     finally:
         for name in [m for m in sys.modules if m == "noa_heat" or m.startswith("noa_heat.")]:
             del sys.modules[name]
+
+
+RELIABILITY_REF = re.compile(r"`((?:tests|domains)/[\w/]+\.py)::(\w+)`")
+
+
+def test_every_test_named_in_reliability_md_exists_and_every_reliability_test_is_named():
+    """docs/reliability.md is the table of faults tried: each row's test exists, and every test
+    in a tests/test_reliability_*.py file has its row."""
+    root = DOCS.parent
+    named = set(RELIABILITY_REF.findall((DOCS / "reliability.md").read_text()))
+    assert len(named) >= 20
+    for rel, name in sorted(named):
+        source = root / rel
+        assert source.is_file(), f"docs/reliability.md names {rel}, which does not exist"
+        assert re.search(rf"(?m)^def {name}\(", source.read_text()), \
+            f"docs/reliability.md names {rel}::{name}, which is not a test there"
+    for source in sorted((root / "tests").glob("test_reliability_*.py")):
+        rel = source.relative_to(root).as_posix()
+        for name in re.findall(r"(?m)^def (test_\w+)\(", source.read_text()):
+            assert (rel, name) in named, f"{rel}::{name} has no row in docs/reliability.md"
