@@ -29,6 +29,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "remove_stale_temporaries",
 ]
 
 
@@ -116,3 +117,33 @@ def atomic_savez(path: str | os.PathLike[str], **arrays: Any) -> Path:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
     return Path(path)
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries of ``path`` (``<name>.tmp-<pid>``) whose process is gone.
+
+    A process killed while writing leaves its temporary behind; a job that is resumed calls
+    this before writing ``path`` again, so that repeated kills do not pile up partial copies
+    (a dataset's can be large). A temporary whose process still runs on this machine is kept:
+    it is another writer's work in progress. Returns what was deleted.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f"{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else (or cannot be asked: keep it)
+        return True
+    return True
