@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from noa_platform.cli.app import echo_json, main
+from noa_platform.file_errors import doing
 
 # Everything heavier than click is imported inside the commands, so `noa --help` stays fast.
 
@@ -67,10 +68,11 @@ def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: i
     if no_features:
         overrides["features"] = False
     cfg = domain_config(d, preset, config_file, {"generation": overrides} if overrides else None)
-    path = run_generation(d, cfg.generation, out, device=device, progress=not quiet,
-                          log=lambda m: click.echo(m, err=True),
-                          features=run_feature_set(cfg) if cfg.generation.features else None,
-                          shard=shard)
+    with doing("writing dataset", out):
+        path = run_generation(d, cfg.generation, out, device=device, progress=not quiet,
+                              log=lambda m: click.echo(m, err=True),
+                              features=run_feature_set(cfg) if cfg.generation.features
+                              else None, shard=shard)
     click.echo(str(path))
 
 
@@ -144,7 +146,8 @@ def merge(shards: tuple[Path, ...], out: Path) -> None:
     """
     from noa_platform.data.merge import merge_shards
 
-    path = merge_shards(shards, out, log=lambda m: click.echo(m, err=True))
+    with doing("writing dataset", out):
+        path = merge_shards(shards, out, log=lambda m: click.echo(m, err=True))
     click.echo(str(path))
 
 
@@ -163,5 +166,6 @@ def features(file: Path, families: tuple[str, ...], quiet: bool) -> None:
     from noa_platform.features.selection import BUILTIN_FAMILIES, feature_set
 
     chosen = feature_set(families or BUILTIN_FAMILIES)
-    add_features(file, progress=not quiet, log=lambda m: click.echo(m, err=True),
-                 features=chosen)
+    with doing("adding features to", file):
+        add_features(file, progress=not quiet, log=lambda m: click.echo(m, err=True),
+                     features=chosen)
