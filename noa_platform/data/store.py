@@ -42,6 +42,11 @@ from noa_platform.errors import DataError
 
 SCHEMA_VERSION = 1
 REQUIRED = ("trajectories", "params/unit", "params/value", "seeds", "ic_family", "completed")
+REQUIRED_ATTRS = ("domain_version", "platform_version", "created", "config", "channels",
+                  "frame_dt", "fingerprint")
+JSON_ATTRS = ("config", "channels")
+#: Samples read at once when scanning a file's trajectories for non-finite values.
+SCAN_BLOCK = 64
 
 
 class Fingerprint:
@@ -88,9 +93,23 @@ class DatasetFile:
         attrs = self.h5.attrs
         if "schema_version" not in attrs or "domain" not in attrs:
             raise DataError(f"{self.path}: not a noa dataset (no schema_version/domain attribute)")
-        if int(attrs["schema_version"]) != SCHEMA_VERSION:
-            raise DataError(f"{self.path}: schema version {attrs['schema_version']} is not "
+        try:
+            version = int(attrs["schema_version"])
+        except (TypeError, ValueError):
+            version = None
+        if version != SCHEMA_VERSION:
+            raise DataError(f"{self.path}: schema version {attrs['schema_version']!r} is not "
                             f"supported (this platform reads {SCHEMA_VERSION})")
+        # What every reader takes for granted (info, training, merge, registration): checked
+        # here so that a file missing one is refused in one line rather than failing later.
+        for key in REQUIRED_ATTRS:
+            if key not in attrs:
+                raise DataError(f"{self.path}: attribute {key!r} is missing")
+        for key in JSON_ATTRS:
+            try:
+                json.loads(attrs[key])
+            except (TypeError, ValueError):
+                raise DataError(f"{self.path}: attribute {key!r} is not valid JSON") from None
         for key in REQUIRED:
             if key not in self.h5:
                 raise DataError(f"{self.path}: dataset {key!r} is missing")
@@ -159,6 +178,25 @@ class DatasetFile:
     def trajectories(self, index: Any = slice(None)) -> np.ndarray:
         """``[n, T+1, C, H, W]`` float32 for an index, slice or sorted index array."""
         return self.h5["trajectories"][index]
+
+    def check_finite(self) -> None:
+        """Refuse a file whose written samples hold NaN or infinite values (trajectories or θ),
+        naming the samples: a model or a tokenizer fitted on them would learn nothing useful
+        and fail far from the cause. Reads every written trajectory once, block by block."""
+        completed = self.h5["completed"][:]
+        bad = set(np.flatnonzero(~np.isfinite(self.params("value")).all(axis=1) & completed))
+        traj = self.h5["trajectories"]
+        for start in range(0, len(self), SCAN_BLOCK):
+            block = traj[start:start + SCAN_BLOCK]
+            finite = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+            bad.update(start + np.flatnonzero(~finite & completed[start:start + SCAN_BLOCK]))
+        if bad:
+            rows = sorted(int(i) for i in bad)
+            index = self.sample_index()  # a shard's rows are named by their index in the run
+            shown = ", ".join(str(int(index[i])) for i in rows[:10])
+            more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+            raise DataError(f"{self.path}: samples {shown}{more} ({len(rows)} of {len(self)}) "
+                            "hold NaN or infinite values")
 
     def params(self, which: str = "value", index: Any = slice(None)) -> np.ndarray:
         return self.h5[f"params/{which}"][index]
@@ -244,6 +282,21 @@ class DatasetFile:
             "size_bytes": self.path.stat().st_size,
             "config": self.config,
         }
+
+
+def check_datasets(paths: Any) -> None:
+    """Open each dataset file and check its content (:meth:`DatasetFile.check_finite`), so a
+    command refuses a bad input before it starts working on the others."""
+    for path in paths:
+        with DatasetFile(path) as ds:
+            ds.check_finite()
+
+
+def read_only(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has no write permission bit: the registry stores its files so, and
+    such a file must be read, never modified in place (even by a user, like root, whom the
+    permission would not stop)."""
+    return not os.stat(path).st_mode & 0o222
 
 
 def write_dataset(
