@@ -22,9 +22,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from noa_platform.atomic import atomic_path, atomic_savez, atomic_write_text
+from noa_platform.atomic import (
+    atomic_path,
+    atomic_savez,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 from noa_platform.data.partial import batch_path, contiguous_batches, done_mask
-from noa_platform.data.store import DatasetFile
+from noa_platform.data.store import DatasetFile, read_only
+from noa_platform.errors import DataError
 
 if TYPE_CHECKING:
     from noa_platform.features.selection import FeatureSet
@@ -45,21 +51,24 @@ def add_features(path: str | Path, *, progress: bool = True,
 
         features = feature_set()
     path = Path(path)
-    wanted, versions = features.names, features.versions
+    remove_stale_temporaries(path)  # a killed rewrite's copy
+    wanted = features.names
+    todo_families = missing_families(path, features)
     with DatasetFile(path) as ds:
-        stored = ds.feature_families()
-        # Stale: other columns, or the same columns computed by another definition.
-        todo_families = [f for f in wanted
-                         if f not in stored or ds.features(f)[1] != wanted[f]
-                         or ds.feature_version(f) != versions[f]]
         n = len(ds)
         fingerprint = ds.fingerprint
+    work = path.with_name(path.name + ".features.partial")
     if not todo_families:
+        if work.exists():  # killed after the file was replaced, before the cleanup
+            shutil.rmtree(work)
         log(f"{path}: features already present ({', '.join(wanted)})")
         return False
+    if read_only(path):
+        raise DataError(f"{path}: the file is read-only (a registered dataset is) and lacks "
+                        f"features {', '.join(todo_families)}, which are stored in the dataset; "
+                        "copy it and add them to the copy")
     features = features.subset(todo_families)
     names = features.names
-    work = path.with_name(path.name + ".features.partial")
     stamp = work / "fingerprint"
     # The stamp names the file and the families: a work folder left by another file of the
     # same name, or by a run computing other families, is not resumed.
@@ -91,6 +100,17 @@ def add_features(path: str | Path, *, progress: bool = True,
     return True
 
 
+def missing_families(path: str | Path, features: FeatureSet) -> list[str]:
+    """The families of ``features`` that ``path`` lacks or stores stale: other columns, or
+    the same columns computed by another definition."""
+    wanted, versions = features.names, features.versions
+    with DatasetFile(path) as ds:
+        stored = ds.feature_families()
+        return [f for f in wanted
+                if f not in stored or ds.features(f)[1] != wanted[f]
+                or ds.feature_version(f) != versions[f]]
+
+
 def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], versions: dict[str, str],
            n: int) -> None:
     """Write the batch files' families into the HDF5 file ``tmp`` (replacing stale ones)."""
@@ -100,7 +120,7 @@ def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], versions: d
             if key in h5:
                 del h5[key]
         for f in sorted(work.glob("batch-*.npz")):
-            with np.load(f) as z:
+            with np.load(f, allow_pickle=False) as z:
                 idx = z["indices"]
                 for family in names:
                     arr = z[f"features.{family}"]
