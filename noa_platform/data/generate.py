@@ -30,7 +30,12 @@ from tqdm.auto import tqdm
 
 from noa_platform import __version__
 from noa_platform.api import Domain, ParameterSpace
-from noa_platform.atomic import atomic_path, atomic_savez, atomic_write_json
+from noa_platform.atomic import (
+    atomic_path,
+    atomic_savez,
+    atomic_write_json,
+    remove_stale_temporaries,
+)
 from noa_platform.config import GenerationConfig, first_difference
 from noa_platform.data.partial import batch_path, done_mask
 from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit, split_indices
@@ -150,6 +155,8 @@ def generate(
     out = Path(out)
     plan = Plan(domain, config, shard)
     manifest = plan.manifest()
+    work = out.with_name(out.name + ".partial")
+    remove_stale_temporaries(out)  # a killed assembly's copy
     if out.exists():
         with DatasetFile(out) as existing:
             old = {"domain": existing.domain,
@@ -161,10 +168,11 @@ def generate(
         if diff:
             raise DataError(f"{out} exists and was generated with other settings ({diff}); "
                             "choose another --out or delete it")
+        if work.exists():  # killed after the file was renamed into place, before the cleanup
+            shutil.rmtree(work)
         log(f"{out} is already complete")
         return out
 
-    work = out.with_name(out.name + ".partial")
     manifest_path = work / "manifest.json"
     if manifest_path.exists():
         diff = first_difference(json.loads(manifest_path.read_text()), manifest)
@@ -219,7 +227,7 @@ def _batches(work: Path, indices: np.ndarray
              ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
     """The batch files of the samples ``indices`` (sorted), as rows of the file written."""
     for f in sorted(work.glob("batch-*.npz")):
-        with np.load(f) as z:
+        with np.load(f, allow_pickle=False) as z:
             rows = np.searchsorted(indices, z["indices"])
             if not np.array_equal(indices[np.minimum(rows, len(indices) - 1)], z["indices"]):
                 raise DataError(f"{f}: holds samples outside this file's "
