@@ -14,6 +14,7 @@ key path (``run.toml: generation.n_sample: Extra inputs are not permitted``).
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -213,6 +214,17 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+class SettingError(ConfigError):
+    """A value that only the domain or a plugin can judge (θ ranges, initial-condition
+    families, architecture or tokenizer settings), raised where that check runs; ``key`` is
+    the dotted key, so that the caller who knows the layers can name the file that set it
+    (:func:`setting_source`)."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
 def first_difference(old: Any, new: Any, prefix: str = "", labels: tuple[str, str] = (
         "then", "now")) -> str | None:
     """The first key path where two JSON-like values differ, described for a message.
@@ -317,13 +329,66 @@ def domain_config(
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> RunConfig:
-    """The run config for a domain: its preset, then the file, then the overrides."""
-    preset_data: Mapping[str, Any] = {}
-    if preset:
-        if preset not in domain.presets:
-            known = ", ".join(domain.presets) or "none"
-            raise ConfigError(f"domain {domain.name!r} has no preset {preset!r}; known: {known}")
-        preset_data = domain.presets[preset]
+    """The run config for a domain: its preset, then the file, then the overrides.
+
+    What only the domain can judge (θ ranges inside its box, its initial-condition families)
+    is checked here too, so that it fails when the config is read, naming the layer that set
+    it, not when generation starts (or never, when the dataset exists already).
+    """
+    preset_data = _preset(domain, preset)
     default_arch = dict(getattr(domain, "default_architecture", None) or {}).get("name")
-    return resolve_config(preset_data, f"{domain.name}:{preset}", config_file, overrides,
-                          default_architecture=default_arch)
+    cfg = resolve_config(preset_data, f"{domain.name}:{preset}", config_file, overrides,
+                         default_architecture=default_arch)
+    try:
+        check_generation_for(domain, cfg.generation)
+    except SettingError as exc:
+        raise ConfigError(f"{setting_source(exc.key, domain, preset, config_file, overrides)}: "
+                          f"{exc}") from None
+    return cfg
+
+
+def _preset(domain: Any, preset: str | None) -> Mapping[str, Any]:
+    if not preset:
+        return {}
+    if preset not in domain.presets:
+        known = ", ".join(domain.presets) or "none"
+        raise ConfigError(f"domain {domain.name!r} has no preset {preset!r}; known: {known}")
+    return domain.presets[preset]
+
+
+def check_generation_for(domain: Any, generation: GenerationConfig) -> None:
+    """Raise :class:`SettingError` for a ``[generation]`` value the domain cannot honour (a
+    parameter range outside its box, an initial-condition family it does not have, a grid it
+    cannot make): generation's own plan of the run, made without simulating anything."""
+    from noa_platform.data.generate import Plan
+    from noa_platform.errors import NoaError
+
+    try:
+        Plan(domain, generation)
+    except NoaError as exc:
+        found = re.match(r"generation\.[\w.]+", str(exc))
+        raise SettingError(found.group(0) if found else "generation",
+                           str(exc).removeprefix(found.group(0) if found else "")
+                           .lstrip(": =")) from None
+
+
+def setting_source(key: str, domain: Any, preset: str | None,
+                   config_file: str | Path | None,
+                   overrides: Mapping[str, Any] | None = None) -> str:
+    """The layer of :func:`domain_config` that last set the dotted ``key`` (or a table
+    above it): ``command line``, the config file, or the preset; for messages."""
+    def sets(data: Mapping[str, Any] | None) -> bool:
+        parts = key.split(".")
+        for i in range(len(parts)):
+            if not isinstance(data, Mapping) or parts[i] not in data:
+                return False
+            data = data[parts[i]]
+        return True
+
+    if sets(overrides):
+        return "command line"
+    if config_file is not None and sets(read_toml(config_file)):
+        return str(config_file)
+    if preset and sets(_preset(domain, preset)):
+        return f"preset {f'{domain.name}:{preset}'!r}"
+    return "defaults"
