@@ -59,7 +59,8 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
     ctx = click.get_current_context()
     if nproc is not None and "RANK" not in os.environ:  # not yet one of torchrun's processes
         ctx.exit(subprocess.call(torchrun_command(ctx, nproc)))
-    from noa_platform.config import domain_config
+    from noa_platform.config import SettingError, domain_config, setting_source
+    from noa_platform.errors import ConfigError
     from noa_platform.file_errors import doing
     from noa_platform.plugins import get_registry
     from noa_platform.training.pipeline import Pipeline
@@ -70,8 +71,13 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
     overrides = {k: v for k, v in flags.items() if v is not None}
     cfg = domain_config(d, preset, config_file, {"training": overrides} if overrides else None)
     run_dir = run_dir or Path("runs") / f"{domain}-{preset}"
-    pipeline = Pipeline(d, cfg, run_dir, dataset=dataset, device=device, progress=not quiet,
-                        log=lambda m: click.echo(m, err=True))
+    try:
+        pipeline = Pipeline(d, cfg, run_dir, dataset=dataset, device=device,
+                            progress=not quiet, log=lambda m: click.echo(m, err=True))
+    except SettingError as exc:  # name the file (or preset) that set the refused key
+        where = setting_source(exc.key, d, preset, config_file,
+                               {"training": overrides} if overrides else None)
+        raise ConfigError(f"{where}: {exc}") from None
     with doing("training in", run_dir):
         report = pipeline.run(stage=stage, resume=resume)
     # Under torchrun every rank runs this command; one record of the run is enough.

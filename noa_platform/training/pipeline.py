@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,14 @@ from typing import Any
 import torch
 
 from noa_platform.api import Domain
-from noa_platform.atomic import atomic_write_json
-from noa_platform.config import RunConfig, first_difference
-from noa_platform.data.features import add_features
+from noa_platform.atomic import atomic_path, atomic_write_json
+from noa_platform.config import RunConfig, SettingError, first_difference
+from noa_platform.data.features import add_features, missing_families
 from noa_platform.data.generate import generate
-from noa_platform.data.store import DatasetFile
+from noa_platform.data.store import DatasetFile, read_only
 from noa_platform.errors import NoaError
 from noa_platform.features.selection import feature_set
 from noa_platform.models import build_domain_architecture, count_parameters
-from noa_platform.models.architectures import U_AFNO
 from noa_platform.models.operator import NeuralOperator
 from noa_platform.plugins import PluginRegistry, get_registry
 from noa_platform.registry.objects import sha256_of
@@ -72,9 +72,13 @@ class Pipeline:
         # Every name the config chooses is looked up now, so a typo fails before any work.
         self.registry = get_registry() if registry is None else registry
         self.feature_set = feature_set(config.features.families, self.registry)
-        self.registry.lookup("tokenizers", config.tokenizer.name, where="tokenizer.name")
-        self.registry.lookup("architectures", domain.architecture_config(
-            config.mno.architecture).get("name", U_AFNO), where="mno.architecture.name")
+        # The settings too: the tokenizer family and the architecture are built now (cheap,
+        # untrained), so a bad key fails here rather than after the dataset and the fit.
+        self.untrained_tokenizer = _built("tokenizer", lambda: self.registry.lookup(
+            "tokenizers", config.tokenizer.name, where="tokenizer.name").factory(
+            **config.tokenizer.settings()))
+        _built("mno.architecture", lambda: build_domain_architecture(
+            domain, config.mno.architecture, registry=self.registry))
         self.run_dir = Path(run_dir)
         self.dataset_path = Path(dataset) if dataset else self.run_dir / "dataset.h5"
         self.ranks, self.device = join(resolve_device(device))
@@ -107,12 +111,73 @@ class Pipeline:
             generate(self.domain, self.config.generation, self.dataset_path,
                      device=str(self.device), progress=self.progress, log=self.log,
                      features=self.feature_set)
+            self.check_dataset()  # one that existed was checked by check_inputs
+        missing = missing_families(self.dataset_path, self.feature_set)
+        if missing and read_only(self.dataset_path):
+            self._copy_read_only_dataset(missing)
+        add_features(self.dataset_path, progress=self.progress, log=self.log,
+                     features=self.feature_set)
+
+    def check_dataset(self) -> None:
+        """Refuse a dataset file that is not this domain's or holds non-finite samples."""
         with DatasetFile(self.dataset_path) as ds:
             if ds.domain != self.domain.name:
                 raise NoaError(f"{self.dataset_path}: a {ds.domain!r} dataset, not "
                                f"{self.domain.name!r}")
-        add_features(self.dataset_path, progress=self.progress, log=self.log,
-                     features=self.feature_set)
+            ds.check_finite()
+
+    def _copy_read_only_dataset(self, missing: list[str]) -> None:
+        """Features are stored in the dataset, and a read-only one (a registered dataset) must
+        not change: the families it lacks are added to a copy in the run folder, which the
+        run then uses."""
+        copy = self.run_dir / "dataset.h5"
+        with DatasetFile(self.dataset_path) as ds:
+            fingerprint = ds.fingerprint
+        if copy.exists():
+            with DatasetFile(copy) as ds:
+                if ds.fingerprint != fingerprint:
+                    raise NoaError(f"{self.dataset_path} is read-only and lacks features "
+                                   f"{', '.join(missing)}; its copy would go to {copy}, which "
+                                   "holds another dataset: use another --run-dir")
+        else:
+            self.log(f"{self.dataset_path} is read-only and lacks features "
+                     f"{', '.join(missing)}: adding them to a copy, {copy}")
+            with atomic_path(copy) as tmp:
+                shutil.copyfile(self.dataset_path, tmp)
+        self.dataset_path = copy
+
+    def check_inputs(self, stage: str, resume: str | os.PathLike | None) -> None:
+        """What can be refused before any long work: the dataset if it exists, and the
+        checkpoint the MNO stage would resume from or find up to date, against this config
+        and dataset. (Its tokenizer can only be compared once the tokenizer is fitted.)"""
+        dataset_fingerprint = None
+        if self.dataset_path.exists():
+            self.check_dataset()
+            with DatasetFile(self.dataset_path) as ds:
+                dataset_fingerprint = ds.fingerprint
+        if stage == "tokenizer":
+            return
+        checkpoints = self.run_dir / "checkpoints"
+        path = Path(resume) if resume is not None else next(
+            (p for p in (self.final_path, checkpoints / "last.pt") if p.exists()), None)
+        if path is None:
+            return
+        ckpt = load_checkpoint(path)
+        if resume is None and path == self.final_path:
+            diff = first_difference(json.loads(ckpt["config"]),
+                                    self.config.model_dump(mode="json"))
+            if diff or (dataset_fingerprint and ckpt["dataset_fingerprint"] != dataset_fingerprint):
+                raise NoaError(f"{self.run_dir} holds an MNO trained with other settings "
+                               f"({diff or 'another dataset'}); use another --run-dir")
+            return
+        diff = first_difference(json.loads(ckpt["config"]), self.config.model_dump(mode="json"),
+                                labels=("in the checkpoint", "now"))
+        if diff:
+            raise NoaError(f"{path}: the checkpoint was trained with another config ({diff})")
+        if dataset_fingerprint and ckpt["dataset_fingerprint"] != dataset_fingerprint:
+            raise NoaError(f"{path}: the checkpoint was trained on another dataset (fingerprint "
+                           f"{ckpt['dataset_fingerprint'][:12]}, this one is "
+                           f"{dataset_fingerprint[:12]})")
 
     def _features(self, ds: DatasetFile, split: str | None) -> tuple[
             dict[str, torch.Tensor], dict[str, tuple[str, ...]]]:
@@ -137,9 +202,7 @@ class Pipeline:
     def _train_tokenizer(self, ds: DatasetFile) -> Any:
         from noa_platform.tokenizer import plot_report, report
 
-        untrained = self.registry.lookup("tokenizers", self.config.tokenizer.name,
-                                         where="tokenizer.name").factory(
-            **self.config.tokenizer.settings())
+        untrained = self.untrained_tokenizer
         # The feature definitions belong to the stamp: the same trajectories read by another
         # version of a family give other columns, and a tokenizer fitted on the old ones would
         # be loaded as up to date.
@@ -149,7 +212,7 @@ class Pipeline:
                                       for f in self.config.features.families},
                  "tokenizer": self.config.tokenizer.model_dump(mode="json")}
         stamp_path = self.tokenizer_dir / "provenance.json"
-        if stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
+        if _read_json(stamp_path) == stamp:
             self.log(f"tokenizer in {self.tokenizer_dir} is up to date")
             return untrained.load(self.tokenizer_dir)
         if not self.ranks.is_main:
@@ -254,6 +317,7 @@ class Pipeline:
         return result
 
     def _run(self, stage: str, resume: str | os.PathLike | None) -> Path:
+        self.check_inputs(stage, resume)
         if self.ranks.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / "config.json",
@@ -274,3 +338,21 @@ class Pipeline:
             return validate_run(self.domain, operator, tokenizer, ds, self.run_dir,
                                 self.config, projector=self.projector, device=self.device,
                                 log=self.log)
+
+
+def _built(key: str, build: Callable[[], Any]) -> Any:
+    """``build()``, its refusal of a setting reported under the config ``key`` it came from."""
+    try:
+        return build()
+    except (ValueError, TypeError) as exc:  # a factory's refusal of its keyword arguments
+        text = str(exc).strip().splitlines()
+        raise SettingError(key, text[0] if text else type(exc).__name__) from None
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or ``None`` when it is missing or unreadable (a stamp that is
+    not valid JSON is just out of date)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
