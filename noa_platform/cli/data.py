@@ -100,6 +100,7 @@ def info(file: Path, as_json: bool) -> None:
                        f"(in {progress['partial']}; rerun the same `noa generate` to finish)")
         return
     with DatasetFile(file) as ds:
+        ds.check_finite()
         meta = ds.info()
     if as_json:
         echo_json(meta)
@@ -145,7 +146,9 @@ def merge(shards: tuple[Path, ...], out: Path) -> None:
     included. A missing or doubled sample, a shard of another run or a foreign file is refused.
     """
     from noa_platform.data.merge import merge_shards
+    from noa_platform.data.store import check_datasets
 
+    check_datasets(shards)
     with doing("writing dataset", out):
         path = merge_shards(shards, out, log=lambda m: click.echo(m, err=True))
     click.echo(str(path))
@@ -163,9 +166,11 @@ def features(file: Path, families: tuple[str, ...], quiet: bool) -> None:
     Does nothing when they are already there; continues where it stopped when interrupted.
     """
     from noa_platform.data.features import add_features
+    from noa_platform.data.store import check_datasets
     from noa_platform.features.selection import BUILTIN_FAMILIES, feature_set
 
     chosen = feature_set(families or BUILTIN_FAMILIES)
+    check_datasets([file])
     with doing("adding features to", file):
         add_features(file, progress=not quiet, log=lambda m: click.echo(m, err=True),
                      features=chosen)
