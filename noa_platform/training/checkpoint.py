@@ -11,6 +11,7 @@ trained with.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise NoaError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns on pickles it did not write (a foreign or crafted file); the refusal
+        # below is the one line the user gets.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (truncated zip, pickle refused, ...)
         raise NoaError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
