@@ -40,7 +40,8 @@ class ShardType(click.ParamType):
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config; its [generation] table overrides the preset and its "
                    "[features] families are the ones stored.")
-@click.option("--device", default="cpu", show_default=True, help="Device the solver runs on.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Device the solver runs on.")
 @click.option("--no-features", is_flag=True, help="Do not compute features while generating.")
 @click.option("--shard", type=ShardType(), default=None,
               help="Write only shard k of N (k counts from 1) of the run; `noa data merge` "
@@ -59,7 +60,10 @@ def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: i
     from noa_platform.features.selection import run_feature_set
     from noa_platform.plugins import get_registry
 
+    from noa_platform.training.pipeline import resolve_device
+
     d = get_registry().domain(domain)
+    resolve_device(device)  # refuses cuda without a CUDA device before any work
     overrides: dict = {}
     if n_samples is not None:
         overrides["n_samples"] = n_samples
