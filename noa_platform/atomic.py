@@ -66,6 +66,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
+        # Created here, by Python, before any library writes it: a folder that cannot take the
+        # file (permission, read-only, full) is then the same OSError naming it, whichever
+        # library (h5py, torch, matplotlib) was going to write, not that library's wording.
+        open(tmp, "wb").close()
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)

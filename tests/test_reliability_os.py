@@ -1,0 +1,308 @@
+"""OS errors while a command reads or writes files: one line, nothing partial, nothing lost.
+
+Faults are made real where a test can make them, and simulated where it cannot:
+
+* a missing folder: the output's parent is a regular file (real ``ENOTDIR``);
+* permission denied, read-only file system, no space when creating a file: creating or
+  opening for writing anything under the output folder fails with ``EACCES`` / ``EROFS`` /
+  ``ENOSPC`` (simulated in ``open``, ``os.open`` and ``os.mkdir``: the tests may run as root,
+  whom permissions do not stop, and cannot mount file systems);
+* no space midway through a write: the final file's temporary name is a link to ``/dev/full``,
+  so the kernel refuses the write itself, after it started, whichever library writes.
+
+Each case checks what the user gets: exit 1, stderr one ``error:`` line naming the path, no
+traceback, no file under the final name or the previous file's bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import io
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from noa_platform.cli import main
+from noa_platform.config import resolve_config
+from noa_platform.data.generate import generate
+from noa_platform.data.shards import Shard
+from noa_platform.plugins import get_registry
+from noa_platform.registry import open_registry
+from noa_platform.testing.toy_domain import TINY_U_AFNO, ToyDomain
+
+TINY_TOML = """\
+[generation]
+n_samples = 4
+n_frames = 6
+resolution = 16
+batch_size = 2
+[tokenizer]
+steps = 4
+[mno.architecture]
+""" + "".join(f"{k} = {v}\n" for k, v in TINY_U_AFNO.items())
+
+# 12 samples: the tokenizer needs 8 training trajectories.
+GENERATION = {"n_samples": 12, "n_frames": 6, "resolution": 16, "batch_size": 4}
+
+
+@pytest.fixture(autouse=True)
+def toy_domain(fixture_plugins):
+    """``good-toy`` (a :class:`ToyDomain`) installed for the commands run in-process."""
+    get_registry.cache_clear()
+    yield
+    get_registry.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, Path]:
+    """Tiny good-toy datasets, made once: a whole one without features and its two shards."""
+    root = tmp_path_factory.mktemp("datasets")
+    out = {}
+    for name, features, shard in (("plain", False, None), ("shard1", True, Shard(1, 2)),
+                                  ("shard2", True, Shard(2, 2))):
+        cfg = resolve_config(overrides={"generation": {**GENERATION, "features": features}})
+        out[name] = generate(ToyDomain("good-toy"), cfg.generation, root / f"{name}.h5",
+                             progress=False, log=lambda m: None, shard=shard)
+    return out
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+@dataclass
+class Case:
+    """A command writing under ``out`` (a folder): its arguments and the file it writes.
+
+    ``previous`` says whether a good file is already at the final name before the command
+    (it must then be left byte for byte)."""
+
+    args: list[str]
+    final: Path
+    doing: str
+    previous: bool = False
+
+
+def _generate(tmp: Path, out: Path, datasets: dict[str, Path]) -> Case:
+    config = tmp / "tiny.toml"
+    config.write_text(TINY_TOML)
+    return Case(["generate", "good-toy", "--config", str(config), "--out", str(out / "x.h5"),
+                 "--quiet"], out / "x.h5", "writing dataset")
+
+
+def _merge(tmp: Path, out: Path, datasets: dict[str, Path]) -> Case:
+    return Case(["data", "merge", str(datasets["shard1"]), str(datasets["shard2"]),
+                 "--out", str(out / "merged.h5")], out / "merged.h5", "writing dataset")
+
+
+def _features(tmp: Path, out: Path, datasets: dict[str, Path]) -> Case:
+    """The dataset gets its features in place: the one there before must survive."""
+    target = out / "plain.h5"
+    if out.is_dir():
+        shutil.copyfile(datasets["plain"], target)
+    return Case(["features", str(target), "--family", "initial", "--quiet"], target,
+                "adding features to", previous=out.is_dir())
+
+
+def _train(tmp: Path, out: Path, datasets: dict[str, Path]) -> Case:
+    config = tmp / "tiny.toml"
+    config.write_text(TINY_TOML)
+    data = tmp / "data.h5"  # a copy: training adds the features to it
+    shutil.copyfile(datasets["plain"], data)
+    run = out / "run"
+    return Case(["train", "good-toy", "--config", str(config), "--dataset",
+                 str(data), "--run-dir", str(run), "--stage", "tokenizer",
+                 "--device", "cpu", "--no-register", "--quiet"],
+                run / "tokenizer" / "weights.safetensors", "training in")
+
+
+def _report(tmp: Path, out: Path, datasets: dict[str, Path]) -> Case:
+    registry = tmp / "registry"
+    open_registry(registry).close()
+    folder = out / "report"
+    if out.is_dir():
+        folder.mkdir()
+        (folder / "report.md").write_text("# the report of yesterday\n")
+    return Case(["report", "--out", str(folder), "--registry", str(registry)],
+                folder / "report.md", "writing the report in", previous=out.is_dir())
+
+
+COMMANDS: dict[str, Callable[[Path, Path, dict[str, Path]], Case]] = {
+    "generate": _generate, "data merge": _merge, "features": _features, "train": _train,
+    "report": _report,
+}
+
+
+# ------------------------------------------------------------------------------ faults
+
+
+class Refuse:
+    """Creating or writing anything under ``folder`` fails with ``code``, as the kernel would
+    answer for a folder without write permission (``EACCES``), on a read-only mount
+    (``EROFS``) or on a full disk (``ENOSPC``). Reading is untouched."""
+
+    WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def __init__(self, folder: Path, code: int, monkeypatch: pytest.MonkeyPatch):
+        self.folder, self.code = folder.resolve(), code
+        real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+        def fake_open(file, mode="r", *args, **kwargs):
+            if isinstance(file, str | os.PathLike) and set(mode) & set("wax+"):
+                self.check(file)
+            return real_open(file, mode, *args, **kwargs)
+
+        def fake_os_open(path, flags, *args, **kwargs):
+            if flags & self.WRITE_FLAGS:
+                self.check(path)
+            return real_os_open(path, flags, *args, **kwargs)
+
+        def fake_mkdir(path, *args, **kwargs):
+            if Path(path).exists():  # the kernel says EEXIST before it checks permission
+                return real_mkdir(path, *args, **kwargs)
+            self.check(path)
+            return real_mkdir(path, *args, **kwargs)
+
+        for target, name, fake in ((builtins, "open", fake_open), (io, "open", fake_open),
+                                   (os, "open", fake_os_open), (os, "mkdir", fake_mkdir)):
+            monkeypatch.setattr(target, name, fake)
+
+    def check(self, path: str | os.PathLike) -> None:
+        resolved = Path(os.path.abspath(os.fspath(path)))
+        if resolved == self.folder or self.folder in resolved.parents:
+            raise OSError(self.code, os.strerror(self.code), os.fspath(path))
+
+
+REFUSALS = {"permission denied": errno.EACCES, "read-only file system": errno.EROFS,
+            "no space": errno.ENOSPC}
+
+
+def assert_one_line_error(result, *names: str) -> str:
+    """Exit 1 through the CLI's own error path, and the error one ``error:`` line, the last on
+    stderr (``noa train`` says what it does before), naming the path(s); returns that line."""
+    assert isinstance(result.exception, SystemExit), (result.exception, result.output)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], result.stderr
+    assert "Traceback" not in result.output
+    for name in names:
+        assert name in lines[-1], lines
+    return lines[-1]
+
+
+def assert_nothing_lost(case: Case, before: bytes | None) -> None:
+    if before is None:
+        assert not case.final.exists(), f"{case.final} written by a failed command"
+    else:
+        assert case.final.read_bytes() == before, f"{case.final} changed by a failed command"
+    folder = case.final.parent
+    leftovers = list(folder.glob("*.tmp-*")) if folder.is_dir() else []
+    assert not leftovers, leftovers
+
+
+def invoke(case: Case):
+    return CliRunner().invoke(main, case.args)
+
+
+@pytest.mark.parametrize("fault", list(REFUSALS))
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_folder_that_refuses_writes_is_one_line_naming_it(command, fault, tmp_path,
+                                                             datasets, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    case = COMMANDS[command](tmp_path, out, datasets)
+    before = case.final.read_bytes() if case.previous else None
+    Refuse(out, REFUSALS[fault], monkeypatch)
+    result = invoke(case)
+    assert_one_line_error(result, f"error: {case.doing} ", str(out),
+                          os.strerror(REFUSALS[fault]))
+    monkeypatch.undo()
+    assert_nothing_lost(case, before)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "features"])
+def test_an_output_folder_that_cannot_exist_is_one_line_naming_it(command, tmp_path, datasets):
+    """The output's parent is a regular file, so the folder cannot be created (ENOTDIR, or
+    EEXIST from a ``mkdir`` that finds the file). ``noa features`` writes no new path."""
+    out = tmp_path / "not-a-folder"
+    out.write_text("a file where a folder is needed\n")
+    case = COMMANDS[command](tmp_path, out, datasets)
+    result = invoke(case)
+    line = assert_one_line_error(result, f"error: {case.doing} ", str(out))
+    assert line.endswith((os.strerror(errno.ENOTDIR), os.strerror(errno.EEXIST))), line
+    assert out.read_text() == "a file where a folder is needed\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_no_space_midway_through_the_final_write_leaves_nothing_partial(command, tmp_path,
+                                                                        datasets):
+    """The final file's temporary name leads to ``/dev/full``: the kernel fails the write
+    with ENOSPC after it started; the final name keeps what it had (or stays absent)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    case = COMMANDS[command](tmp_path, out, datasets)
+    before = case.final.read_bytes() if case.previous else None
+    case.final.parent.mkdir(parents=True, exist_ok=True)
+    # atomic_path's temporary name; this test runs the command in its own process.
+    full = case.final.with_name(f"{case.final.name}.tmp-{os.getpid()}")
+    full.symlink_to("/dev/full")
+    result = invoke(case)
+    assert_one_line_error(result, f"error: {case.doing} ", str(case.final),
+                          os.strerror(errno.ENOSPC))
+    assert not full.is_symlink(), "the temporary file was not cleaned up"
+    assert_nothing_lost(case, before)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_generate_into_proc_is_one_line_not_a_traceback(tmp_path):
+    """The case found on main: /proc takes no new files."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    result = CliRunner().invoke(main, ["generate", "good-toy", "--config", str(config),
+                                       "--out", "/proc/x.h5", "--quiet"])
+    assert_one_line_error(result, "writing dataset /proc/x.h5")
+
+
+def test_verbose_keeps_the_traceback(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(main, ["--verbose", "generate", "good-toy", "--config",
+                                       str(config), "--out", str(blocker / "x.h5"), "--quiet"])
+    assert not isinstance(result.exception, SystemExit)
+    assert isinstance(result.exception.__cause__ or result.exception, OSError)
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+def open_index_read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite opens every index read-only, as on a read-only mount: writes fail with its
+    ``OperationalError`` ("attempt to write a readonly database"), which names no path."""
+    real = sqlite3.connect
+
+    def connect(path, *args, **kwargs):
+        return real(f"file:{os.fspath(path)}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+
+def test_a_registry_that_cannot_be_written_is_one_line_naming_it(tmp_path, datasets,
+                                                                 monkeypatch):
+    registry = tmp_path / "registry"
+    with open_registry(registry) as reg:
+        rid = reg.add("dataset", domain="good-toy", source=datasets["plain"], config={},
+                      metrics={})
+    index = (registry / "index.sqlite").read_bytes()
+    open_index_read_only(monkeypatch)
+    result = CliRunner().invoke(main, ["registry", "rm", rid, "--registry", str(registry)])
+    assert_one_line_error(result, f"error: registry {registry}: ", "readonly database")
+    assert (registry / "index.sqlite").read_bytes() == index
