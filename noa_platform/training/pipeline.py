@@ -287,6 +287,13 @@ class Pipeline:
                  f"{trainer.total_steps} optimizer steps, device {self.device}")
         state = trainer.fit()
         if self.ranks.is_main:
+            # mno.json first: final.pt marks the stage as done (a rerun skips it), so a kill
+            # between the two writes must not leave a finished stage without its mno.json.
+            atomic_write_json(self.run_dir / "mno.json", {
+                "parameters": n_params, "steps": state.step, "epochs": state.epoch,
+                "best_val_vrmse": state.best_val, "nonfinite_updates": state.nonfinite,
+                "stopped": state.stopped, "projector": trainer.projector is not None,
+            })
             save_checkpoint(self.final_path, trainer.checkpoint_state())
         self.ranks.barrier()  # best.pt is complete on disk
         # Validate the best epoch's weights rather than the last.
@@ -296,13 +303,6 @@ class Pipeline:
             self.projector.load_state_dict(best["projector"])
         self.log(f"MNO trained: {state.step} steps, best val VRMSE {state.best_val:.4g}"
                  + (f" ({state.stopped})" if state.stopped else ""))
-        if not self.ranks.is_main:
-            return operator
-        atomic_write_json(self.run_dir / "mno.json", {
-            "parameters": n_params, "steps": state.step, "epochs": state.epoch,
-            "best_val_vrmse": state.best_val, "nonfinite_updates": state.nonfinite,
-            "stopped": state.stopped, "projector": trainer.projector is not None,
-        })
         return operator
 
     # ------------------------------------------------------------------ the whole run
