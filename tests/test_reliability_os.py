@@ -27,15 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from noa_platform.cli import main
 from noa_platform.config import resolve_config
 from noa_platform.data.generate import generate
 from noa_platform.data.shards import Shard
+from noa_platform.data.store import DatasetFile
 from noa_platform.plugins import get_registry
 from noa_platform.registry import open_registry
 from noa_platform.testing.toy_domain import TINY_U_AFNO, ToyDomain
+from noa_platform.tokenizer import TokenizerConfig, fit_tokenizer
 
 TINY_TOML = """\
 [generation]
@@ -62,14 +65,23 @@ def toy_domain(fixture_plugins):
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory) -> dict[str, Path]:
-    """Tiny good-toy datasets, made once: a whole one without features and its two shards."""
+    """Tiny good-toy inputs, made once: a whole dataset without features, the two shards of
+    one with features, and a tokenizer folder fitted on those features."""
     root = tmp_path_factory.mktemp("datasets")
     out = {}
-    for name, features, shard in (("plain", False, None), ("shard1", True, Shard(1, 2)),
-                                  ("shard2", True, Shard(2, 2))):
+    for name, features, shard in (("plain", False, None), ("featured", True, None),
+                                  ("shard1", True, Shard(1, 2)), ("shard2", True, Shard(2, 2))):
         cfg = resolve_config(overrides={"generation": {**GENERATION, "features": features}})
         out[name] = generate(ToyDomain("good-toy"), cfg.generation, root / f"{name}.h5",
                              progress=False, log=lambda m: None, shard=shard)
+    with DatasetFile(out["featured"]) as ds:
+        families = {f: ds.features(f) for f in ds.feature_families()}
+    tokenizer = fit_tokenizer({f: torch.from_numpy(a) for f, (a, _) in families.items()},
+                              {f: names for f, (_, names) in families.items()},
+                              TokenizerConfig(steps=4, hidden=8, latent_dim=2, batch_size=8,
+                                              max_categories=2, residual_levels=1),
+                              progress=False)
+    out["tokenizer"] = tokenizer.save(root / "tokenizer")
     return out
 
 
@@ -133,9 +145,23 @@ def _report(tmp: Path, out: Path, datasets: dict[str, Path]) -> Case:
                 folder / "report.md", "writing the report in", previous=out.is_dir())
 
 
+def _align(tmp: Path, out: Path, datasets: dict[str, Path]) -> Case:
+    """A tokenizer folder against itself, not registered: only the alignment is written."""
+    pytest.importorskip("ot")  # the align extra
+    pytest.importorskip("sklearn")
+    folder = out / "alignment"
+    if out.is_dir():
+        folder.mkdir()
+        (folder / "alignment.json").write_text('{"the alignment of": "yesterday"}\n')
+    tok = str(datasets["tokenizer"])
+    return Case(["align", tok, tok, "--method", "prototypes", "--null", "2", "--out",
+                 str(folder), "--no-register"], folder / "alignment.json",
+                "writing the alignment in", previous=out.is_dir())
+
+
 COMMANDS: dict[str, Callable[[Path, Path, dict[str, Path]], Case]] = {
     "generate": _generate, "data merge": _merge, "features": _features, "train": _train,
-    "report": _report,
+    "report": _report, "align": _align,
 }
 
 
