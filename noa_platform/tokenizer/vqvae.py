@@ -447,7 +447,8 @@ class Tokenizer(nn.Module):
                 discovery=meta.get("discovery"),
                 fit_summary=meta.get("fit_summary"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        # AttributeError: a field of the wrong JSON type (a list where a table belongs).
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{meta_path} is inconsistent: {_first_line(exc)}") from None
         try:
             state = load_file(str(weights_path))
