@@ -93,13 +93,15 @@ class DatasetFile:
         attrs = self.h5.attrs
         if "schema_version" not in attrs or "domain" not in attrs:
             raise DataError(f"{self.path}: not a noa dataset (no schema_version/domain attribute)")
+        raw = attrs["schema_version"]
+        raw = raw.item() if isinstance(raw, np.generic) else raw  # shown as 2, not np.int64(2)
         try:
-            version = int(attrs["schema_version"])
+            version = int(raw)
         except (TypeError, ValueError):
             version = None
         if version != SCHEMA_VERSION:
-            raise DataError(f"{self.path}: schema version {attrs['schema_version']!r} is not "
-                            f"supported (this platform reads {SCHEMA_VERSION})")
+            raise DataError(f"{self.path}: schema version {raw!r} is not supported (this "
+                            f"platform reads {SCHEMA_VERSION})")
         # What every reader takes for granted (info, training, merge, registration): checked
         # here so that a file missing one is refused in one line rather than failing later.
         for key in REQUIRED_ATTRS:
