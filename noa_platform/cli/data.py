@@ -59,7 +59,6 @@ def generate(domain: str, out: Path, n_samples: int | None, preset: str, seed: i
     from noa_platform.data.generate import generate as run_generation
     from noa_platform.features.selection import run_feature_set
     from noa_platform.plugins import get_registry
-
     from noa_platform.training.pipeline import resolve_device
 
     d = get_registry().domain(domain)
