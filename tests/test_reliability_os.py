@@ -31,11 +31,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from noa_platform.atomic import atomic_path
 from noa_platform.cli import main
 from noa_platform.config import resolve_config
 from noa_platform.data.generate import generate
 from noa_platform.data.shards import Shard
 from noa_platform.data.store import DatasetFile
+from noa_platform.file_errors import FileError, doing, error_line
 from noa_platform.plugins import get_registry
 from noa_platform.registry import open_registry
 from noa_platform.testing.toy_domain import TINY_U_AFNO, ToyDomain
@@ -339,3 +341,47 @@ def test_a_registry_that_cannot_be_written_is_one_line_naming_it(tmp_path, datas
     result = CliRunner().invoke(main, ["registry", "rm", rid, "--registry", str(registry)])
     assert_one_line_error(result, f"error: registry {registry}: ", "readonly database")
     assert (registry / "index.sqlite").read_bytes() == index
+
+
+# ------------------------------------------------------------------------------ the wording
+
+
+def test_h5py_errors_read_as_path_and_reason(tmp_path):
+    """h5py's OSError holds HDF5's whole diagnostic; the line keeps the path and the reason."""
+    import h5py
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError) as caught:
+        h5py.File(blocker / "x.h5", "w")
+    assert error_line(caught.value, "writing dataset", blocker / "x.h5") == (
+        f"writing dataset {blocker / 'x.h5'}: {os.strerror(errno.ENOTDIR)}")
+    assert error_line(caught.value) == f"{blocker / 'x.h5'}: {os.strerror(errno.ENOTDIR)}"
+
+
+def test_a_failure_on_another_file_names_both(tmp_path):
+    config = tmp_path / "config.toml"
+    error = PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(config))
+    assert error_line(error, "writing dataset", tmp_path / "x.h5") == (
+        f"writing dataset {tmp_path / 'x.h5'}: {config}: {os.strerror(errno.EACCES)}")
+
+
+def test_doing_leaves_other_errors_alone(tmp_path):
+    """Only OS-level failures become a FileError: a bug keeps its type and traceback."""
+    with pytest.raises(ZeroDivisionError), doing("writing dataset", tmp_path):
+        1 / 0  # noqa: B018
+    with pytest.raises(FileError, match="registry .*: attempt to write a readonly database"), \
+            doing("registry", tmp_path):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+
+def test_a_failed_atomic_write_names_the_final_file_not_its_temporary(tmp_path):
+    target = tmp_path / "weights.bin"
+    target.write_bytes(b"good")
+    with pytest.raises(OSError) as caught, atomic_path(target) as tmp:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a write() names no file
+    assert caught.value.filename == str(target)
+    with pytest.raises(OSError) as caught, atomic_path(target) as tmp:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp))
+    assert caught.value.filename == str(target)
+    assert target.read_bytes() == b"good" and not tmp.exists()
