@@ -185,6 +185,9 @@ class TrainingConfig(StrictModel):
     early_stop_patience: int = Field(
         3, ge=1, description="stop after this many epochs without a better validation VRMSE")
     save_every: int = Field(100, ge=1, description="checkpoint every N optimizer steps")
+    keep_checkpoints: int = Field(
+        2, ge=0, description="epoch checkpoints kept besides best.pt, last.pt and final.pt: "
+        "the newest N epoch-NNNN.pt (0: none)")
     seed: int = Field(0, ge=0)
     validation_samples: int | None = Field(
         None, ge=1, description="test samples used by post-training validation (default: all)")
