@@ -385,3 +385,24 @@ def test_a_failed_atomic_write_names_the_final_file_not_its_temporary(tmp_path):
         raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp))
     assert caught.value.filename == str(target)
     assert target.read_bytes() == b"good" and not tmp.exists()
+
+
+def test_no_space_in_the_registry_while_train_records_its_run(tmp_path, datasets, monkeypatch):
+    """``noa train`` trained, then cannot store the tokenizer in the registry: one line naming
+    the registry and the file, and the registry holds what it held, nothing half-added."""
+    registry = tmp_path / "registry"
+    with open_registry(registry) as reg:
+        kept = reg.add("dataset", domain="good-toy", source=datasets["featured"], config={},
+                       metrics={})
+    case = _train(tmp_path, tmp_path / "out", datasets)
+    args = [a for a in case.args if a != "--no-register"] + ["--registry", str(registry)]
+    Refuse(registry / "tmp", errno.ENOSPC, monkeypatch)  # where objects are copied first
+    result = CliRunner().invoke(main, args)
+    assert_one_line_error(result, f"error: recording the run in registry {registry}: ",
+                          str(registry / "tmp"), os.strerror(errno.ENOSPC))
+    monkeypatch.undo()
+    assert case.final.is_file()  # what was trained is kept for the next try
+    with open_registry(registry, create=False) as reg:
+        assert [e.id for e in reg.list()] == [kept]
+        assert reg.path(kept).is_file()  # its files still match their hashes
+    assert not list((registry / "tmp").iterdir())
