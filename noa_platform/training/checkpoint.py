@@ -6,22 +6,54 @@ resumption needs (PyTorch Lightning's list, adapted): model, optimizer, schedule
 optimizer step, epoch and position in that epoch's data order, RNG state, early-stopping and
 non-finite counters, the run config and the fingerprints of the dataset and tokenizer it was
 trained with.
+
+Retention: a run folder keeps ``best.pt``, ``last.pt``, ``final.pt`` and the newest
+``training.keep_checkpoints`` epoch checkpoints ``epoch-NNNN.pt``; :func:`prune_checkpoints`
+deletes the older ones (oldest first, so a kill midway leaves the newest) and the temporaries
+of saves that a kill interrupted.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from noa_platform.atomic import atomic_path
+from noa_platform.atomic import atomic_path, remove_stale_temporaries
 from noa_platform.errors import NoaError
 
 FORMAT = "noa-mno-checkpoint"
 FORMAT_VERSION = 1
+
+_EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    """The file name of the checkpoint taken at the end of ``epoch`` (counted from 1)."""
+    return f"epoch-{epoch:04d}.pt"
+
+
+def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:
+    """Keep the newest ``keep`` epoch checkpoints of ``folder``; returns what was deleted.
+
+    Each deletion is atomic, so a process killed here leaves a folder that still resumes (from
+    ``last.pt``, which is never deleted) and is pruned by the next call. Temporaries left by
+    killed saves (``*.pt.tmp-PID``) go too.
+    """
+    folder = Path(folder)
+    epochs = sorted((int(m.group(1)), p) for p in folder.glob("epoch-*.pt")
+                    if (m := _EPOCH_FILE.fullmatch(p.name)))
+    removed = []
+    for _, path in epochs[:max(0, len(epochs) - keep)]:
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    for tmp in folder.glob("*.pt.tmp-*"):
+        removed += remove_stale_temporaries(folder / tmp.name.rsplit(".tmp-", 1)[0])
+    return removed
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

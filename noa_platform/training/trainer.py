@@ -51,7 +51,12 @@ from noa_platform.evaluation.rollout_metrics import vrmse_per_step
 from noa_platform.models import LatentProjector
 from noa_platform.models.operator import NeuralOperator
 from noa_platform.models.rollout import rollout
-from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
+from noa_platform.training.checkpoint import (
+    epoch_checkpoint_name,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from noa_platform.training.data import SplitData, batch_generator, epoch_order
 from noa_platform.training.distributed import SINGLE, Ranks
 from noa_platform.training.losses import (
@@ -376,6 +381,8 @@ class Trainer:
         """Train until the configured epochs end or early stopping triggers."""
         if self.ranks.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # What a killed run left: its temporaries, epoch files a kill kept from pruning.
+            prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
         self.model.train()
         s = self.state
         bar = tqdm(total=self.cfg.epochs * self.batches_per_epoch,
@@ -419,7 +426,13 @@ class Trainer:
                  f"{val['val_vrmse_last']:.3g}){'; ' + s.stopped if s.stopped else ''}")
         if improved:
             self.save("best.pt")
+        # The epoch file before last.pt: killed between the two, the run resumes from the
+        # previous last.pt and writes this epoch's file again.
+        if self.cfg.keep_checkpoints > 0:
+            self.save(epoch_checkpoint_name(s.epoch))
         self.save("last.pt")
+        if self.ranks.is_main:
+            prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
 
 
 def _numpy_state() -> list[Any]:
