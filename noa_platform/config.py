@@ -212,8 +212,12 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {loc}: {msg}")
+        msg = err["msg"]
+        # A section's own validator names the key inside it ("steps: ..."): one dotted key.
+        inner = re.match(r"Value error, ([A-Za-z_]\w*(?:\.[\w-]+)*): ", msg)
+        if inner:
+            loc, msg = f"{loc}.{inner.group(1)}", msg[inner.end():]
+        lines.append(f"{source}: {loc}: {msg.removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 
@@ -364,12 +368,13 @@ def _preset(domain: Any, preset: str | None) -> Mapping[str, Any]:
 def check_generation_for(domain: Any, generation: GenerationConfig) -> None:
     """Raise :class:`SettingError` for a ``[generation]`` value the domain cannot honour (a
     parameter range outside its box, an initial-condition family it does not have, a grid it
-    cannot make): generation's own plan of the run, made without simulating anything."""
+    cannot make): generation's own plan of the run, made without simulating anything, for one
+    sample (the checks do not depend on the count, and a huge count would cost memory)."""
     from noa_platform.data.generate import Plan
     from noa_platform.errors import NoaError
 
     try:
-        Plan(domain, generation)
+        Plan(domain, generation.model_copy(update={"n_samples": 1}))
     except NoaError as exc:
         found = re.match(r"generation\.[\w.]+", str(exc))
         raise SettingError(found.group(0) if found else "generation",
