@@ -163,7 +163,7 @@ def test_unknown_tokenizer_from_the_command_line(fixture_plugins, tmp_path, monk
 
 def test_tokenizer_section_layers_and_checks():
     # The vqvae's own keys are checked at load time, naming the key.
-    with pytest.raises(ConfigError, match="command line: tokenizer: codebok_size: Extra inputs"):
+    with pytest.raises(ConfigError, match="command line: tokenizer.codebok_size: Extra inputs"):
         resolve_config(overrides={"tokenizer": {"codebok_size": 8}})
     # Another family's settings are left to its factory, and a layer naming it replaces the
     # earlier layers' vqvae settings instead of merging with them.
@@ -173,7 +173,7 @@ def test_tokenizer_section_layers_and_checks():
     cfg = resolve_config(preset={"tokenizer": {"steps": 60}}, overrides={"tokenizer": {"lr": 0.1}})
     assert cfg.tokenizer.settings() == {"steps": 60, "lr": 0.1}
     with pytest.raises(ConfigError,
-                       match="command line: features: families: initial listed more than once"):
+                       match="command line: features.families: initial listed more than once"):
         resolve_config(overrides={"features": {"families": ["initial", "initial"]}})
 
 
