@@ -241,8 +241,14 @@ class Trainer:
         """Drop log lines written after the checkpoint, so the log matches the weights."""
         if not self.ranks.is_main or not self.metrics_path.exists():
             return
-        keep = [line for line in self.metrics_path.read_text().splitlines()
-                if json.loads(line)["step"] <= step]
+        keep = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # the end of a line torn by a kill or a full disk
+                continue
+            if rec["step"] <= step:
+                keep.append(line)
         atomic_write_text(self.metrics_path, "".join(k + "\n" for k in keep))
 
     def _record(self, rec: dict[str, Any]) -> None:
