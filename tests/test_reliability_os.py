@@ -406,3 +406,20 @@ def test_no_space_in_the_registry_while_train_records_its_run(tmp_path, datasets
         assert [e.id for e in reg.list()] == [kept]
         assert reg.path(kept).is_file()  # its files still match their hashes
     assert not list((registry / "tmp").iterdir())
+
+
+@pytest.mark.slow
+def test_a_metrics_line_torn_by_a_full_disk_does_not_stop_the_resume(tmp_path, datasets):
+    """A full disk (or a kill) in the middle of appending to ``metrics.jsonl`` leaves half a
+    line; resuming from ``last.pt`` drops it with the lines after the checkpoint."""
+    case = _train(tmp_path, tmp_path / "out", datasets, stage="mno")
+    assert invoke(case).exit_code == 0
+    run = case.final.parent.parent
+    (run / "checkpoints" / "final.pt").unlink()  # so the rerun resumes from last.pt
+    log = run / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines) + '\n{"step": 99, "lo')
+    result = invoke(case)
+    assert result.exit_code == 0, result.output
+    assert "resuming from it" in result.stderr
+    assert log.read_text().splitlines() == lines
