@@ -57,19 +57,22 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
     same command run again after an interruption continues where it stopped.
     """
     ctx = click.get_current_context()
-    if nproc is not None and "RANK" not in os.environ:  # not yet one of torchrun's processes
-        ctx.exit(subprocess.call(torchrun_command(ctx, nproc)))
     from noa_platform.config import SettingError, domain_config, setting_source
     from noa_platform.errors import ConfigError
     from noa_platform.file_errors import doing
     from noa_platform.plugins import get_registry
-    from noa_platform.training.pipeline import Pipeline
 
+    # Checked before torchrun starts: a bad domain or config is then one line, not N ranks'
+    # errors under torchrun's own traceback.
     d = get_registry().domain(domain)
     flags = {"epochs": epochs, "seed": seed, "bptt_window": bptt_window,
              "lambda_commit": lambda_commit, "lambda_latent": lambda_latent}
     overrides = {k: v for k, v in flags.items() if v is not None}
     cfg = domain_config(d, preset, config_file, {"training": overrides} if overrides else None)
+    if nproc is not None and "RANK" not in os.environ:  # not yet one of torchrun's processes
+        ctx.exit(subprocess.call(torchrun_command(ctx, nproc)))
+    from noa_platform.training.pipeline import Pipeline
+
     run_dir = run_dir or Path("runs") / f"{domain}-{preset}"
     try:
         pipeline = Pipeline(d, cfg, run_dir, dataset=dataset, device=device,
