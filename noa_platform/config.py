@@ -52,7 +52,9 @@ class SplitConfig(StrictModel):
 class GenerationConfig(StrictModel):
     """How a CNO dataset is generated (``noa generate``)."""
 
-    n_samples: int = Field(256, ge=1, description="number of trajectories")
+    n_samples: int = Field(
+        256, ge=1, le=10_000_000, description="number of trajectories (at most 10 million: "
+        "θ, seeds and splits of the whole run are planned in memory)")
     n_frames: int = Field(32, ge=1, description="frames after the initial condition (T)")
     resolution: int = Field(32, ge=8, description="grid points per side")
     seed: int = Field(0, ge=0, description="dataset seed; every per-sample seed derives from it")
