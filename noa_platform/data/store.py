@@ -182,16 +182,18 @@ class DatasetFile:
         return self.h5["trajectories"][index]
 
     def check_finite(self) -> None:
-        """Refuse a file whose written samples hold NaN or infinite values (trajectories or θ),
-        naming the samples: a model or a tokenizer fitted on them would learn nothing useful
-        and fail far from the cause. Reads every written trajectory once, block by block."""
+        """Refuse a file whose written samples hold NaN or infinite values (trajectories, θ or
+        stored features), naming the samples: a model or a tokenizer fitted on them would learn
+        nothing useful and fail far from the cause. Reads every written row once, in blocks."""
         completed = self.h5["completed"][:]
         bad = set(np.flatnonzero(~np.isfinite(self.params("value")).all(axis=1) & completed))
-        traj = self.h5["trajectories"]
-        for start in range(0, len(self), SCAN_BLOCK):
-            block = traj[start:start + SCAN_BLOCK]
-            finite = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
-            bad.update(start + np.flatnonzero(~finite & completed[start:start + SCAN_BLOCK]))
+        arrays = [self.h5["trajectories"]] + [self.h5[f"features/{f}"]
+                                              for f in self.feature_families()]
+        for array in arrays:
+            for start in range(0, len(self), SCAN_BLOCK):
+                block = array[start:start + SCAN_BLOCK]
+                finite = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+                bad.update(start + np.flatnonzero(~finite & completed[start:start + SCAN_BLOCK]))
         if bad:
             rows = sorted(int(i) for i in bad)
             index = self.sample_index()  # a shard's rows are named by their index in the run
