@@ -69,6 +69,10 @@ def align(a: str, b: str, method: str, levels: str, n_null: int, seed: int,
         found = side_a.datasets + side_b.datasets
         paths = [(name, path) for name, path, _ in found]
         dataset_ids = [rid for _, _, rid in found if rid]
+    if "cooccurrence" in methods:
+        from noa_platform.data.store import check_datasets
+
+        check_datasets(path for _, path in paths)  # NaN named with its file, before the work
     sources = feature_sources(paths) if "cooccurrence" in methods else []
     result = run_alignment(tok_a, tok_b, methods=methods, levels=wanted_levels, sources=sources,
                            n_null=n_null, seed=seed, labels=(side_a.label, side_b.label))
