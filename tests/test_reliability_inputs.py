@@ -178,10 +178,13 @@ def test_nan_samples_are_found_wherever_they_are(tmp_path, datasets):
     with h5py.File(path, "r+") as h5:
         h5["trajectories"][2:14, 0, 0, 0, 0] = np.nan
         h5["params/value"][20, 0] = np.nan  # θ too
+        h5.create_dataset("features/initial", data=np.zeros((24, 2), dtype=np.float32))
+        h5["features/initial"][22, 1] = np.inf  # and stored features
+        h5["features/initial"].attrs["names"] = json.dumps(["a", "b"])
     with DatasetFile(path) as ds, pytest.raises(NoaError) as err:
         ds.check_finite()
-    assert str(err.value) == (f"{path}: samples 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 3 more "
-                              "(13 of 24) hold NaN or infinite values")
+    assert str(err.value) == (f"{path}: samples 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 4 more "
+                              "(14 of 24) hold NaN or infinite values")
 
 
 @pytest.mark.parametrize("attr, value, reason", [
@@ -406,3 +409,15 @@ def test_crafted_or_malformed_tokenizer_folder_is_refused(cli, tokenizer_dir, tm
                               "--out", tmp_path / "out"))
     assert str(bad) in line
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_align_refuses_a_nan_dataset_naming_it_before_aligning(cli, tokenizer_dir, datasets,
+                                                               tmp_path, monkeypatch):
+    from noa_platform.alignment import compare
+
+    monkeypatch.setattr(compare, "align", lambda *a, **k: pytest.fail("aligned a NaN dataset"))
+    path = datasets["nan"]
+    line = one_line_error(cli("align", tokenizer_dir, tokenizer_dir, "--dataset", path,
+                              "--method", "cooccurrence", "--no-register",
+                              "--out", tmp_path / "out"))
+    assert line == f"error: {path}: {BAD['nan']}"
