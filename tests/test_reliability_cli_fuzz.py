@@ -80,10 +80,16 @@ def path_values(tmp: Path) -> dict[str, st.SearchStrategy[str]]:
     existing folder, missing ones (one level and deeper), the empty path."""
     from noa_platform.config import GenerationConfig
     from noa_platform.data.generate import generate
+    from noa_platform.registry import open_registry
 
     generate(get_registry().domain("reaction-diffusion"),
              GenerationConfig(n_samples=2, n_frames=2, resolution=16, features=False),
              tmp / "rd.h5", progress=False, log=lambda m: None)
+    # A registry holding it (the default one, $NOA_REGISTRY), so the registry commands, report
+    # and the id arguments get past "no registry there".
+    with open_registry() as reg:
+        rid = reg.add("dataset", domain="reaction-diffusion", source=tmp / "rd.h5", config={},
+                      metrics={})
     (tmp / "junk.h5").write_text("not HDF5 at all\n")
     (tmp / "empty.toml").write_bytes(b"")
     (tmp / "binary.pt").write_bytes(bytes(range(256)))
@@ -98,17 +104,19 @@ def path_values(tmp: Path) -> dict[str, st.SearchStrategy[str]]:
                                     "missing.h5", "foreign.h5", "foreign.pt")]
     folders = [str(tmp / "folder"), str(tmp / "new-folder")]
     return {"file": st.sampled_from(files), "dir": st.sampled_from(folders),
-            "any": st.sampled_from(files + folders), "awkward": st.sampled_from(awkward)}
+            "any": st.sampled_from(files + folders), "awkward": st.sampled_from(awkward),
+            "id": st.sampled_from([rid, rid[:6], "0", rid + "x"])}
 
 
 #: Plain-text options whose well-formed values are known (the rest get only junk).
 TEXTS = {"preset": ["quick", "standard"], "shard": ["1/2", "2/2"], "samples": ["4,8", "2"],
          "levels": ["0", "0,1", "all"], "domain": ["reaction-diffusion", "a->b"],
-         "families": ["initial", "summary"], "artifact_id": ["0", "abc"]}
+         "families": ["initial", "summary"]}
 
 
 def values_for(param: click.Parameter, paths: dict[str, st.SearchStrategy[str]], junk: bool):
-    """Values of the parameter's type (in its range, if it has one), with junk if ``junk``."""
+    """Values of the parameter's type (in its range, if it has one), with junk if ``junk``;
+    ``paths`` is :func:`path_values`'s."""
     t = param.type
     if isinstance(t, click.Choice):
         typed = st.sampled_from([str(c) for c in t.choices])
@@ -125,7 +133,11 @@ def values_for(param: click.Parameter, paths: dict[str, st.SearchStrategy[str]],
         typed = paths["dir" if not t.file_okay else "file" if not t.dir_okay else "any"]
     elif isinstance(t, click.File):
         typed = paths["file"]
-    elif param.name in {"domain", "name", "a", "b", "source", "target"}:
+    elif param.name == "artifact_id":
+        typed = paths["id"]
+    elif param.name in {"a", "b"}:  # align: a domain, a registry id or a tokenizer folder
+        typed = st.one_of(NAMES, paths["id"], paths["dir"])
+    elif param.name in {"domain", "name", "source", "target"}:
         typed = st.one_of(NAMES, st.sampled_from(TEXTS.get(param.name, ["x"])))
     elif param.name in TEXTS:
         typed = st.sampled_from(TEXTS[param.name])
@@ -170,6 +182,9 @@ def guarded(tmp_path, monkeypatch):
     """The long work of every command replaced by :class:`ReachedWork`, in an empty folder."""
     import importlib
 
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # before anything is written: ./registry, ./runs land here
     paths = path_values(tmp_path)
 
     def reached(*args, **kwargs):
@@ -182,9 +197,6 @@ def guarded(tmp_path, monkeypatch):
             owner = getattr(owner, part)
         monkeypatch.setattr(owner, name, reached)
     monkeypatch.setattr(subprocess, "call", reached)  # `noa train --nproc` starts torchrun
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
     get_registry.cache_clear()
     yield paths
     get_registry.cache_clear()
