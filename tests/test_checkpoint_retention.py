@@ -14,7 +14,7 @@ from noa_platform.training import trainer as trainer_module
 from noa_platform.training.checkpoint import load_checkpoint, prune_checkpoints
 
 # No tokenizer losses: retention does not depend on them, and the runs stay quick.
-QUICK = dict(epochs=3, lambda_commit=0.0, lambda_latent=0.0, keep_checkpoints=1)
+QUICK = {"epochs": 3, "lambda_commit": 0.0, "lambda_latent": 0.0, "keep_checkpoints": 1}
 
 
 def files(run: Path) -> set[str]:
