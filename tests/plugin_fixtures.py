@@ -55,6 +55,26 @@ def noa_domains():
     return [ToyDomain("good-toy")]
 """
 
+HOOK_RAISES = """
+import pluggy
+NOA_PLUGIN_API = 2
+hookimpl = pluggy.HookimplMarker("noa_platform")
+
+@hookimpl
+def noa_domains():
+    raise KeyError("grid")
+"""
+
+WRONG_TYPE = """
+import pluggy
+NOA_PLUGIN_API = 2
+hookimpl = pluggy.HookimplMarker("noa_platform")
+
+@hookimpl
+def noa_domains():
+    return ["reaction-diffusion"]  # a name, not a Domain
+"""
+
 WRONG_API = """
 import pluggy
 from noa_platform.testing.toy_domain import ToyDomain
@@ -159,6 +179,8 @@ FIXTURES = {
     "d-misspelled": ("noa-fixture-misspelled", "noa_fixture_misspelled", MISSPELLED_HOOK),
     "e-wrong-api": ("noa-fixture-wrong-api", "noa_fixture_wrong_api", WRONG_API),
     "f-components": ("noa-fixture-components", "noa_fixture_components", COMPONENTS),
+    "g-hook-raises": ("noa-fixture-hook-raises", "noa_fixture_hook_raises", HOOK_RAISES),
+    "h-wrong-type": ("noa-fixture-wrong-type", "noa_fixture_wrong_type", WRONG_TYPE),
     "z-duplicate": ("noa-fixture-duplicate", "noa_fixture_duplicate", DUPLICATE_DOMAIN),
 }
 

@@ -1,7 +1,7 @@
 """Broken plugins of each kind, as a user meets them on the command line.
 
-Load-time faults (import error, a hook that raises or returns the wrong type, another API
-version, a duplicate domain) are failed plugins: `noa plugins list` shows each with status
+Load-time faults (import error, a hook with a wrong signature or a misspelled name, a hook
+that raises or returns the wrong type, another API version, a duplicate domain) are failed plugins: `noa plugins list` shows each with status
 `failed` and its reason, and the conformance kit cannot be pointed at them (one line naming
 the failed plugins). Run-time faults of a plugin that loads (a solver returning NaN, the wrong
 shape, or never returning) are the kit's to find: `noa plugins check` fails the check named
@@ -34,6 +34,8 @@ LOAD_FAULTS = {
     "c-bad-signature": "invalid hook implementation",
     "d-misspelled": "unknown hook(s) noa_domain",
     "e-wrong-api": "targets plugin API 99, this platform provides 2",
+    "g-hook-raises": "hook noa_domains raised KeyError: 'grid'",
+    "h-wrong-type": "hook noa_domains returned a str, expected Domain",
     "z-duplicate": "domain name 'good-toy' is already provided by plugin 'a-good'",
 }
 
@@ -83,6 +85,8 @@ def test_the_host_keeps_working_beside_broken_plugins(plugins, tmp_path):
     listed = {line.split()[0] for line in res.output.splitlines()}
     assert {"good-toy", "nan-toy", "shape-toy", "hang-toy"} <= listed
     assert "future-toy" not in listed  # the wrong-API plugin's domain is not offered
+    res = cli("domains", "show", "good-toy", "--json")  # claimed twice: the first owner's
+    assert res.exit_code == 0 and '"plugin": "a-good"' in res.output, res.output
     out = tmp_path / "ok.h5"
     res = cli("generate", "good-toy", "--n", "2", "--out", str(out), "--no-features", "--quiet")
     assert res.exit_code == 0, res.output
@@ -96,7 +100,7 @@ def test_the_kit_on_a_failed_plugins_domain_names_the_failed_plugins(plugins):
     assert line.startswith("error: unknown domain 'future-toy'; known: ")
     assert "good-toy" in line
     assert ("failed plugins: b-import-error, c-bad-signature, d-misspelled, e-wrong-api, "
-            "z-duplicate; see `noa plugins list`") in line
+            "g-hook-raises, h-wrong-type, z-duplicate; see `noa plugins list`") in line
 
 
 def test_the_kit_fails_a_solver_that_returns_nan_as_not_finite_only(plugins):
