@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 from pathlib import Path
 
 import h5py
@@ -352,9 +351,13 @@ def test_read_only_dataset_trains_from_a_copy_and_stays_untouched(cli, datasets,
                                                                   monkeypatch):
     """A registered dataset is read-only: `noa train --dataset` adds the features it lacks
     to a copy in the run folder; `noa features` refuses to rewrite it, saying what to do."""
-    ro = tmp_path / "registered.h5"
-    shutil.copyfile(datasets["good"], ro)  # generated without features
-    os.chmod(ro, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    from noa_platform.registry import open_registry
+
+    with open_registry(tmp_path / "reg") as reg:  # generated without features
+        rid = reg.add("dataset", domain=DOMAIN, source=datasets["good"], config={},
+                      metrics={})
+        ro = reg.path(rid)
+    assert not os.stat(ro).st_mode & 0o222  # what the registry makes of it
     before = ro.read_bytes()
     line = one_line_error(cli("features", ro, "--quiet"))
     assert line == (f"error: {ro}: the file is read-only (a registered dataset is) and lacks "
@@ -372,6 +375,8 @@ def test_read_only_dataset_trains_from_a_copy_and_stays_untouched(cli, datasets,
     with DatasetFile(tmp_path / "run" / "dataset.h5") as copy, DatasetFile(ro) as orig:
         assert copy.fingerprint == orig.fingerprint
         assert copy.feature_families() == ["initial", "summary", "temporal"]
+    with open_registry(tmp_path / "reg") as reg:
+        assert reg.path(rid) == ro  # its hash still checks
 
 
 # ---------------------------------------------------------------- tokenizer folders
