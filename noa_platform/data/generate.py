@@ -42,7 +42,7 @@ from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit
 from noa_platform.data.shards import Shard, local_splits
 from noa_platform.data.simulate import simulate
 from noa_platform.data.store import DatasetFile, write_dataset
-from noa_platform.errors import DataError, ParameterError
+from noa_platform.errors import DataError, ParameterError, SolverError
 
 if TYPE_CHECKING:
     from noa_platform.features.selection import FeatureSet
@@ -88,9 +88,31 @@ class Plan:
         return out
 
     def simulate(self, indices: np.ndarray, device: str = "cpu") -> torch.Tensor:
-        return simulate_as_configured(self.domain, self.config, self.values[indices],
+        traj = simulate_as_configured(self.domain, self.config, self.values[indices],
                                       self.seeds[indices], [self.families[i] for i in indices],
                                       device=device)
+        self.check_solver_output(indices, traj)
+        return traj
+
+    def check_solver_output(self, indices: np.ndarray, traj: torch.Tensor) -> None:
+        """Stop a solver that breaks its contract (wrong shape, NaN or Inf) before its output
+        is stored, naming the samples: stored, it would fail far from the cause (features, a
+        refused dataset) or not at all."""
+        name = self.domain.name
+        kit = f"; `noa plugins check {name}` runs the conformance kit on its solver"
+        expected = (len(indices), *self.shape[1:])
+        if not isinstance(traj, torch.Tensor) or tuple(traj.shape) != expected:
+            got = list(traj.shape) if isinstance(traj, torch.Tensor) else type(traj).__name__
+            raise SolverError(f"domain {name!r}: the solver returned {got} for samples "
+                              f"{indices[0]}..{indices[-1]}, expected {list(expected)} "
+                              f"[samples, frames + 1, channels, *grid]{kit}")
+        finite = torch.isfinite(traj.flatten(1)).all(1).cpu().numpy()
+        if not finite.all():
+            bad = indices[~finite]
+            theta = self.domain.parameter_space.decode(self.values[bad[0]])
+            shown = ", ".join(str(int(i)) for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
+            raise SolverError(f"domain {name!r}: the solver returned NaN or infinite values "
+                              f"for samples {shown} (sample {bad[0]}: θ {theta}){kit}")
 
 
 def simulate_as_configured(domain: Domain, config: GenerationConfig, values: np.ndarray,
