@@ -123,6 +123,25 @@ def test_the_kit_fails_a_solver_that_returns_the_wrong_shape(plugins):
         "(frame 0 plus 2 frames)")
 
 
+@pytest.mark.parametrize("domain, fragment", [
+    ("nan-toy", "the solver returned NaN or infinite values for samples 0, 1, 2, 3 (sample 0: "
+                "θ {'rate': "),
+    ("shape-toy", "the solver returned [4, 2, 16, 16] for samples 0..3, expected "
+                  "[4, 5, 2, 16, 16] [samples, frames + 1, channels, *grid]"),
+])
+def test_generating_with_a_faulty_solver_is_one_line_and_stores_nothing(plugins, tmp_path,
+                                                                       domain, fragment):
+    out = tmp_path / "x.h5"
+    res = cli("generate", domain, "--n", "4", "--out", str(out), "--quiet")
+    assert res.exit_code == 1 and res.exception is not None  # SystemExit, not a crash
+    assert isinstance(res.exception, SystemExit), res.exception
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: domain {domain!r}: ") and fragment in line, line
+    assert line.endswith(f"`noa plugins check {domain}` runs the conformance kit on its solver")
+    assert not out.exists()
+    assert not list((tmp_path / "x.h5.partial").glob("batch-*"))  # no batch of it kept
+
+
 def test_a_hanging_solver_fails_one_check_and_the_rest_are_not_run(plugins):
     start = time.monotonic()
     res = cli("plugins", "check", "hang-toy", "--timeout", "0.5")
