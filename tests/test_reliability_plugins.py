@@ -124,10 +124,10 @@ def test_the_kit_fails_a_solver_that_returns_the_wrong_shape(plugins):
 
 
 @pytest.mark.parametrize("domain, fragment", [
-    ("nan-toy", "the solver returned NaN or infinite values for samples 0, 1, 2, 3 (sample 0: "
-                "θ {'rate': "),
-    ("shape-toy", "the solver returned [4, 2, 16, 16] for samples 0..3, expected "
-                  "[4, 5, 2, 16, 16] [samples, frames + 1, channels, *grid]"),
+    ("nan-toy", ("the solver returned NaN or infinite values for samples 0, 1, 2, 3 (sample 0: "
+                "θ {'rate': ")),
+    ("shape-toy", ("the solver returned [4, 2, 16, 16] for samples 0..3, expected "
+                  "[4, 5, 2, 16, 16] [samples, frames + 1, channels, *grid]")),
 ])
 def test_generating_with_a_faulty_solver_is_one_line_and_stores_nothing(plugins, tmp_path,
                                                                        domain, fragment):
