@@ -15,6 +15,7 @@ that list a folder never see work in progress.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 from collections.abc import Iterator
@@ -124,18 +125,21 @@ def atomic_savez(path: str | os.PathLike[str], **arrays: Any) -> Path:
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporaries of ``path`` (``<name>.tmp-<pid>``) whose process is gone.
+    """Delete the temporaries (``<name>.tmp-<pid>``) of ``path`` -- or, if ``path`` is a
+    folder, every temporary in it -- whose process is gone.
 
     A process killed while writing leaves its temporary behind; a job that is resumed calls
-    this before writing ``path`` again, so that repeated kills do not pile up partial copies
-    (a dataset's can be large). A temporary whose process still runs on this machine is kept:
+    this before writing again, so that repeated kills do not pile up partial copies (a
+    dataset's can be large). A temporary whose process still runs on this machine is kept:
     it is another writer's work in progress. Returns what was deleted.
     """
     path = Path(path)
+    found = (path.glob("*.tmp-*") if path.is_dir()
+             else path.parent.glob(f"{glob.escape(path.name)}.tmp-*"))
     removed = []
-    for tmp in path.parent.glob(f"{path.name}.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not _running(int(pid)):
+    for tmp in found:
+        pid = tmp.name.rsplit(".tmp-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)) and tmp.is_file():
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
