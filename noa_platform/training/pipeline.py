@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from noa_platform.api import Domain
-from noa_platform.atomic import atomic_path, atomic_write_json
+from noa_platform.atomic import atomic_path, atomic_write_json, remove_stale_temporaries
 from noa_platform.config import RunConfig, SettingError, first_difference
 from noa_platform.data.features import add_features, missing_families
 from noa_platform.data.generate import generate
@@ -320,6 +320,9 @@ class Pipeline:
         self.check_inputs(stage, resume)
         if self.ranks.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # What writes that a kill interrupted left (pictures, tokenizer files).
+            for folder in (self.run_dir, self.tokenizer_dir):
+                remove_stale_temporaries(folder)
             atomic_write_json(self.run_dir / "config.json",
                               {"domain": self.domain.name, **self.config.model_dump(mode="json")})
         self.projector = None
