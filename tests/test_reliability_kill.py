@@ -183,7 +183,10 @@ def test_generate_killed_at_random_moments_and_after_assembly(tmp_path, fixture_
     for count, delay in random_points(1, 12):
         kill_when(args(out), env, batches_done(out.parent / "data.h5.partial", count), delay)
         assert not out.exists()  # nothing under the final name before it is complete
-    # The file is in place, its work folder not yet removed.
+    # The whole file written under its temporary name, about to be renamed.
+    kill_at(args(out), env, "os:replace", "before", match="data.h5.tmp-")
+    assert [p.name for p in out.parent.glob("data.h5.tmp-*")]
+    # The file in place, its work folder not yet removed.
     kill_at(args(out), env, "noa_platform.data.generate:_assemble")
     assert (out.parent / "data.h5.partial").exists()
     noa(args(out), env)
@@ -242,18 +245,16 @@ def test_train_killed_in_every_stage_completes_as_uninterrupted(tmp_path, fixtur
         # dataset: at a random point of the generation
         lambda: kill_when(args(run), env, batches_done(run / "dataset.h5.partial", count),
                           delay),
-        # tokenizer: its weights written, its provenance stamp not yet
-        lambda: kill_at(args(run), env, f"{pipeline}:atomic_write_json", "before",
-                        match="provenance.json"),
+        # tokenizer: its weights written, its picture about to be renamed into place, its
+        # provenance stamp not yet
+        lambda: kill_at(args(run), env, "os:replace", "before", match="tokenizer/report.png"),
         # MNO: mid-training, after a random number of optimizer steps
         lambda: kill_at(args(run), env, "noa_platform.training.trainer:Trainer._train_batch",
                         "after", nth=random.Random(4).randint(2, 6)),
         # MNO: final.pt written, the rest of the stage (mno.json) not yet
         lambda: kill_at(args(run), env, f"{pipeline}:save_checkpoint", "after"),
-        # validation: during the pictures
-        lambda: kill_at(args(run), env,
-                        "noa_platform.evaluation.post_training:atomic_write_json", "before",
-                        match="report.json"),
+        # validation: a picture about to be renamed into place, report.json not yet written
+        lambda: kill_at(args(run), env, "os:replace", "before", match="rollout_frames.png"),
         # registration: dataset and tokenizer registered, the MNO and evaluation not yet
         lambda: kill_at(args(run), env, "noa_platform.registry.registry:Registry.add", "after",
                         nth=2),
