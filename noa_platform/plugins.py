@@ -4,8 +4,8 @@ Plugins are modules exposed under the entry-point group ``noa_platform``. Each i
 checked and registered on its own, so one broken plugin never takes the host down: a plugin
 that fails to import, targets another API version, implements a hook with arguments the spec
 lacks, implements a hook that has no spec (a misspelling), raises from a hook, returns the
-wrong kind of object, or claims a name another plugin already owns, is recorded with its error
-and skipped (pluggy itself does not isolate import errors, hence the wrapping here).
+wrong kind of object or a domain that cannot describe itself (a missing attribute), or claims a
+name another plugin already owns, is recorded with its error and skipped (pluggy itself does not isolate import errors, hence the wrapping here).
 
 Environment variables:
 
@@ -178,6 +178,15 @@ class PluginRegistry:
                     item_name = getattr(obj, key, None)
                     if not isinstance(item_name, str) or not item_name:
                         raise PluginError(f"hook {hook} returned an object without a {key}")
+                    if isinstance(obj, Domain):
+                        # `noa domains list/show` read these for every domain: one missing
+                        # attribute would take the listing of all the others down with it.
+                        try:
+                            obj.describe()
+                        except Exception as exc:
+                            raise PluginError(
+                                f"hook {hook} returned domain {item_name!r}, whose declaration "
+                                f"is incomplete: {_error_text(exc)}") from exc
                     taken = getattr(self, attr)
                     if item_name in taken or item_name in {n for n, _ in items}:
                         owner = self.owners.get((attr, item_name), "this plugin")

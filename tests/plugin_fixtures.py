@@ -75,6 +75,22 @@ def noa_domains():
     return ["reaction-diffusion"]  # a name, not a Domain
 """
 
+INCOMPLETE_DOMAIN = """
+import pluggy
+from noa_platform.api import Domain
+NOA_PLUGIN_API = 2
+hookimpl = pluggy.HookimplMarker("noa_platform")
+
+
+class Incomplete(Domain):
+    name = "incomplete"  # and nothing else: no version, channels, grid, solver...
+
+
+@hookimpl
+def noa_domains():
+    return [Incomplete()]
+"""
+
 WRONG_API = """
 import pluggy
 from noa_platform.testing.toy_domain import ToyDomain
@@ -181,6 +197,7 @@ FIXTURES = {
     "f-components": ("noa-fixture-components", "noa_fixture_components", COMPONENTS),
     "g-hook-raises": ("noa-fixture-hook-raises", "noa_fixture_hook_raises", HOOK_RAISES),
     "h-wrong-type": ("noa-fixture-wrong-type", "noa_fixture_wrong_type", WRONG_TYPE),
+    "i-incomplete": ("noa-fixture-incomplete", "noa_fixture_incomplete", INCOMPLETE_DOMAIN),
     "z-duplicate": ("noa-fixture-duplicate", "noa_fixture_duplicate", DUPLICATE_DOMAIN),
 }
 
