@@ -8,6 +8,7 @@ are exactly the work that need not be redone.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,21 @@ def done_mask(work: Path, n: int) -> np.ndarray:
         first, last = (int(x) for x in f.stem.split("-")[1:3])
         done[first:last + 1] = True
     return done
+
+
+def read_batch(f: Path, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a batch file (``keys``: those, else all), read without unpickling; a
+    damaged or crafted file is a one-line :class:`~noa_platform.errors.DataError` saying to
+    start the job's work over."""
+    from noa_platform.errors import DataError
+
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in (z.files if keys is None else keys)}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{f}: a damaged batch file ({reason}); delete {f.parent} and "
+                        "rerun") from None
 
 
 def contiguous_batches(todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
