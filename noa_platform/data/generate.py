@@ -37,7 +37,7 @@ from noa_platform.atomic import (
     remove_stale_temporaries,
 )
 from noa_platform.config import GenerationConfig, first_difference
-from noa_platform.data.partial import batch_path, done_mask
+from noa_platform.data.partial import batch_path, done_mask, read_batch
 from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit, split_indices
 from noa_platform.data.shards import Shard, local_splits
 from noa_platform.data.simulate import simulate
@@ -197,7 +197,7 @@ def generate(
 
     manifest_path = work / "manifest.json"
     if manifest_path.exists():
-        diff = first_difference(json.loads(manifest_path.read_text()), manifest)
+        diff = first_difference(read_manifest(manifest_path), manifest)
         if diff:
             raise DataError(f"{work} holds an unfinished generation with other settings "
                             f"({diff}); rerun with those settings or delete it")
@@ -249,13 +249,16 @@ def _batches(work: Path, indices: np.ndarray
              ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
     """The batch files of the samples ``indices`` (sorted), as rows of the file written."""
     for f in sorted(work.glob("batch-*.npz")):
-        with np.load(f, allow_pickle=False) as z:
-            rows = np.searchsorted(indices, z["indices"])
-            if not np.array_equal(indices[np.minimum(rows, len(indices) - 1)], z["indices"]):
-                raise DataError(f"{f}: holds samples outside this file's "
-                                f"{indices[0]}..{indices[-1]}; delete {work} and rerun")
-            feats = {k.split(".", 1)[1]: z[k] for k in z.files if k.startswith("features.")}
-            yield rows, z["trajectories"], feats
+        z = read_batch(f)
+        if "indices" not in z or "trajectories" not in z:
+            raise DataError(f"{f}: a damaged batch file (no indices or trajectories); delete "
+                            f"{work} and rerun")
+        rows = np.searchsorted(indices, z["indices"])
+        if not np.array_equal(indices[np.minimum(rows, len(indices) - 1)], z["indices"]):
+            raise DataError(f"{f}: holds samples outside this file's "
+                            f"{indices[0]}..{indices[-1]}; delete {work} and rerun")
+        feats = {k.split(".", 1)[1]: v for k, v in z.items() if k.startswith("features.")}
+        yield rows, z["trajectories"], feats
 
 
 def _assemble(plan: Plan, work: Path, out: Path, feature_names: dict[str, tuple[str, ...]],
@@ -314,19 +317,36 @@ def replay(domain: Domain, dataset: DatasetFile, indices: Any, *, dtype: torch.d
                                   device=device, dtype=dtype)
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of an unfinished generation; a damaged one is a one-line error."""
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: not the manifest of an unfinished generation; delete "
+                        f"{path.parent} and rerun")
+    return manifest
+
+
 def partial_progress(out: str | os.PathLike) -> dict[str, Any] | None:
     """How far an unfinished generation of ``out`` got, or ``None`` if there is none."""
     work = Path(out).with_name(Path(out).name + ".partial")
     manifest_path = work / "manifest.json"
     if not manifest_path.exists():
         return None
-    manifest = json.loads(manifest_path.read_text())
-    cfg = manifest["config"]
-    n = cfg["n_samples"]
+    manifest = read_manifest(manifest_path)
+    try:
+        cfg = manifest["config"]
+        n = int(cfg["n_samples"])
+        batch_size, domain = int(cfg["batch_size"]), str(manifest["domain"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{manifest_path}: not the manifest of an unfinished generation; "
+                        f"delete {work} and rerun") from None
     shard = (Shard.from_description(manifest["shard"], str(manifest_path))
              if "shard" in manifest else None)
-    indices = shard.indices(n, cfg["batch_size"]) if shard is not None else np.arange(n)
+    indices = shard.indices(n, batch_size) if shard is not None else np.arange(n)
     done = int(done_mask(work, n)[indices].sum())
-    return {"file": str(out), "partial": str(work), "domain": manifest["domain"],
+    return {"file": str(out), "partial": str(work), "domain": domain,
             "shard": str(shard) if shard is not None else None,
             "samples": len(indices), "completed": done, "complete": False}
