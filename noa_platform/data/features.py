@@ -28,7 +28,7 @@ from noa_platform.atomic import (
     atomic_write_text,
     remove_stale_temporaries,
 )
-from noa_platform.data.partial import batch_path, contiguous_batches, done_mask
+from noa_platform.data.partial import batch_path, contiguous_batches, done_mask, read_batch
 from noa_platform.data.store import DatasetFile, read_only
 from noa_platform.errors import DataError
 
@@ -120,14 +120,14 @@ def _store(tmp: Path, work: Path, names: dict[str, tuple[str, ...]], versions: d
             if key in h5:
                 del h5[key]
         for f in sorted(work.glob("batch-*.npz")):
-            with np.load(f, allow_pickle=False) as z:
-                idx = z["indices"]
-                for family in names:
-                    arr = z[f"features.{family}"]
-                    key = f"features/{family}"
-                    if key not in h5:
-                        ds_ = h5.create_dataset(key, shape=(n, *arr.shape[1:]), dtype="float32")
-                        ds_.attrs["names"] = json.dumps(list(names[family]))
-                        ds_.attrs["version"] = versions[family]
-                        ds_.attrs["frame_dt"] = float(h5.attrs["frame_dt"])
-                    h5[key][idx] = arr
+            z = read_batch(f, ["indices", *(f"features.{family}" for family in names)])
+            idx = z["indices"]
+            for family in names:
+                arr = z[f"features.{family}"]
+                key = f"features/{family}"
+                if key not in h5:
+                    ds_ = h5.create_dataset(key, shape=(n, *arr.shape[1:]), dtype="float32")
+                    ds_.attrs["names"] = json.dumps(list(names[family]))
+                    ds_.attrs["version"] = versions[family]
+                    ds_.attrs["frame_dt"] = float(h5.attrs["frame_dt"])
+                h5[key][idx] = arr
