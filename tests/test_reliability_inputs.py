@@ -23,6 +23,7 @@ from test_tokenizer import synthetic_features
 from test_training import TINY
 
 import noa_platform.data.features as features_module
+import noa_platform.data.generate as generate_module
 import noa_platform.data.merge as merge_module
 import noa_platform.training.pipeline as pipeline_module
 from noa_platform.cli import main
@@ -426,3 +427,40 @@ def test_align_refuses_a_nan_dataset_naming_it_before_aligning(cli, tokenizer_di
                               "--method", "cooccurrence", "--no-register",
                               "--out", tmp_path / "out"))
     assert line == f"error: {path}: {BAD['nan']}"
+
+
+# ---------------------------------------------------------------- unfinished work folders
+
+def test_damaged_generation_manifest_is_one_line(cli, tmp_path):
+    out = tmp_path / "x.h5"
+    work = tmp_path / "x.h5.partial"
+    work.mkdir()
+    for text in ("{not json", '{"domain": "good-toy"}'):
+        (work / "manifest.json").write_text(text)
+        line = one_line_error(cli("data", "info", out))
+        assert line == (f"error: {work / 'manifest.json'}: not the manifest of an unfinished "
+                        f"generation; delete {work} and rerun")
+    (work / "manifest.json").write_text("[1, 2]")
+    line = one_line_error(cli("generate", DOMAIN, "--out", out, "--n", "2", "--quiet"))
+    assert line.endswith(f"not the manifest of an unfinished generation; delete {work} and rerun")
+
+
+def test_crafted_batch_file_of_an_unfinished_generation_is_refused(tmp_path, monkeypatch):
+    """A batch file holding a pickled object (what would run code with allow_pickle=True)."""
+    cfg = GenerationConfig(n_samples=16, n_frames=3, resolution=16, batch_size=8,
+                           features=False)
+    out, d = tmp_path / "x.h5", ToyDomain(DOMAIN)
+    simulate = generate_module.Plan.simulate
+    with monkeypatch.context() as m:  # killed after the first batch
+        m.setattr(generate_module.Plan, "simulate", lambda self, idx, device="cpu": (
+            simulate(self, idx, device) if idx[0] == 0 else pytest.fail("stop")))
+        with pytest.raises(pytest.fail.Exception):
+            generate(d, cfg, out, **quiet())
+    batch = next((tmp_path / "x.h5.partial").glob("batch-*.npz"))
+    np.savez(batch, indices=np.array([Evil(tmp_path / "pwned")], dtype=object),
+             trajectories=np.zeros(1))
+    with pytest.raises(NoaError) as err:
+        generate(d, cfg, out, **quiet())
+    assert str(err.value) == (f"{batch}: a damaged batch file (Object arrays cannot be loaded "
+                              f"when allow_pickle=False); delete {batch.parent} and rerun")
+    assert not (tmp_path / "pwned").exists() and not out.exists()
