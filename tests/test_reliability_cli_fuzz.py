@@ -71,7 +71,9 @@ JUNK = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
             max_size=10),
 )
-NAMES = st.sampled_from(["reaction-diffusion", "waves", "no-such-domain", "REACTION-DIFFUSION"])
+#: Domain names: built-in, from a fixture plugin, of a failed plugin, unknown.
+NAMES = st.sampled_from(["reaction-diffusion", "waves", "good-toy", "future-toy",
+                         "no-such-domain", "REACTION-DIFFUSION"])
 
 
 def path_values(tmp: Path) -> dict[str, st.SearchStrategy[str]]:
@@ -178,8 +180,9 @@ def command_lines(draw, path: tuple[str, ...], cmd: click.Command, paths) -> lis
 
 
 @pytest.fixture
-def guarded(tmp_path, monkeypatch):
-    """The long work of every command replaced by :class:`ReachedWork`, in an empty folder."""
+def guarded(tmp_path, monkeypatch, fixture_plugins):
+    """The long work of every command replaced by :class:`ReachedWork`, in an empty folder,
+    with the fixture plugins installed (broken ones beside good-toy)."""
     import importlib
 
     work = tmp_path / "cwd"
