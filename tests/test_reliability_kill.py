@@ -332,3 +332,37 @@ def test_align_killed_mid_computation_and_registration_completes_as_uninterrupte
     with open_registry(tmp_path / "run-registry") as reg:
         assert len(reg.list(kind="alignment")) == 1
     assert leftovers(tmp_path / "run") == []
+
+
+def test_tokenizer_refit_killed_midway_is_not_taken_for_the_old_fit(tmp_path, monkeypatch):
+    """Killed while a tokenizer of other settings overwrites the folder (new weights, old
+    tokenizer.json), the old provenance stamp must not vouch for the mix when the old settings
+    come back. In process: a kill and this exception leave the same files."""
+    from test_training import TINY
+
+    from noa_platform.config import resolve_config
+    from noa_platform.tokenizer import vqvae
+    from noa_platform.training.pipeline import Pipeline
+
+    def fit(steps: int) -> None:
+        cfg = resolve_config(overrides={**TINY, "tokenizer": {"steps": steps}})
+        Pipeline(ToyDomain(), cfg, tmp_path / "run", dataset=tmp_path / "data.h5",
+                 device="cpu", progress=False, log=lambda m: None).run(stage="tokenizer")
+
+    weights = tmp_path / "run" / "tokenizer" / "weights.safetensors"
+    fit(20)
+    first = weights.read_bytes()
+    original = vqvae.atomic_write_json
+
+    def dying(path, *args, **kwargs):
+        if Path(path).name == "tokenizer.json":
+            raise KeyboardInterrupt
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(vqvae, "atomic_write_json", dying)
+    with pytest.raises(KeyboardInterrupt):
+        fit(10)
+    monkeypatch.setattr(vqvae, "atomic_write_json", original)
+    assert weights.read_bytes() != first  # the mix: new weights, old tokenizer.json
+    fit(20)
+    assert weights.read_bytes() == first

@@ -219,6 +219,9 @@ class Pipeline:
             raise NoaError(f"{self.tokenizer_dir}: rank {self.ranks.rank} found no tokenizer "
                            "fitted on this dataset after rank 0 fitted it; is RUN_DIR on a "
                            "file system every process sees?")
+        # The old stamp goes before the old files are overwritten: killed midway, the folder
+        # must not hold a stamp vouching for a mix of old and new files.
+        stamp_path.unlink(missing_ok=True)
         train, names = self._features(ds, "train")
         val, _ = self._features(ds, "val")
         self.log(f"training the tokenizer on {len(ds.split('train'))} CNO feature vectors")
