@@ -147,9 +147,7 @@ def test_generating_with_a_faulty_solver_is_one_line_and_stores_nothing(plugins,
 
 
 def test_a_hanging_solver_fails_one_check_and_the_rest_are_not_run(plugins):
-    start = time.monotonic()
     res = cli("plugins", "check", "hang-toy", "--timeout", "0.5")
-    took = time.monotonic() - start
     assert res.exit_code == 1, res.output
     table = rows(res.output)
     assert table["rollout_shape"][0] == "fail"
@@ -160,7 +158,6 @@ def test_a_hanging_solver_fails_one_check_and_the_rest_are_not_run(plugins):
                for n in after), res.output
     # The declarations do not call the solver and are still checked.
     assert table["attributes"][0] == table["initial_conditions"][0] == "pass"
-    assert took < 10  # one limit (and the architecture's, at 0.5 s), not one per check
     # The alarm is gone, and the host still works.
     assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
@@ -192,16 +189,17 @@ def test_time_limit_interrupts_python_code_that_swallows_exceptions():
 
 
 def test_time_limit_restores_an_outer_alarm():
-    fired = []
-    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    def outer(signum, frame):
+        raise AssertionError("the outer alarm is not due yet")
+
+    old = signal.signal(signal.SIGALRM, outer)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.6)
+        signal.setitimer(signal.ITIMER_REAL, 30)
         with time_limit(5):
-            time.sleep(0.05)
+            time.sleep(0.01)
         left, _ = signal.getitimer(signal.ITIMER_REAL)
-        assert 0 < left < 0.6
-        time.sleep(left + 0.2)
-        assert fired == [True]
+        assert 20 < left < 30  # the outer timer runs on, less the time spent inside
+        assert signal.getsignal(signal.SIGALRM) is outer
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
