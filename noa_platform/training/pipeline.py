@@ -85,6 +85,8 @@ class Pipeline:
         self.progress, self._echo = progress and self.ranks.is_main, log
         self.tokenizer_dir = self.run_dir / "tokenizer"
         self.final_path = self.run_dir / "checkpoints" / "final.pt"
+        #: (read-only dataset, families it lacks) when the run works on a copy of it.
+        self._copy_of: tuple[Path, list[str]] | None = None
 
     def log(self, message: str) -> None:
         """Print a message and keep it, time-stamped, in ``RUN_DIR/train.log`` (rank 0)."""
@@ -106,15 +108,19 @@ class Pipeline:
         return DatasetFile(self.dataset_path)
 
     def _prepare_dataset(self) -> None:
+        if self._copy_of is not None:
+            source, missing = self._copy_of
+            self.log(f"{source} is read-only and lacks features {', '.join(missing)}: adding "
+                     f"them to a copy, {self.dataset_path}")
+            with atomic_path(self.dataset_path) as tmp:
+                shutil.copyfile(source, tmp)
+            self._copy_of = None
         if not self.dataset_path.exists():
             self.log(f"dataset {self.dataset_path} missing: generating it")
             generate(self.domain, self.config.generation, self.dataset_path,
                      device=str(self.device), progress=self.progress, log=self.log,
                      features=self.feature_set)
             self.check_dataset()  # one that existed was checked by check_inputs
-        missing = missing_families(self.dataset_path, self.feature_set)
-        if missing and read_only(self.dataset_path):
-            self._copy_read_only_dataset(missing)
         add_features(self.dataset_path, progress=self.progress, log=self.log,
                      features=self.feature_set)
 
@@ -126,24 +132,26 @@ class Pipeline:
                                f"{self.domain.name!r}")
             ds.check_finite()
 
-    def _copy_read_only_dataset(self, missing: list[str]) -> None:
+    def _use_a_copy_if_read_only(self, fingerprint: str) -> None:
         """Features are stored in the dataset, and a read-only one (a registered dataset) must
-        not change: the families it lacks are added to a copy in the run folder, which the
-        run then uses."""
+        not change: when it lacks families, the run uses a copy in the run folder (made by
+        rank 0 in :meth:`_prepare_dataset`), decided here by every process alike."""
+        if not read_only(self.dataset_path):
+            return
+        missing = missing_families(self.dataset_path, self.feature_set)
+        if not missing:
+            return
         copy = self.run_dir / "dataset.h5"
-        with DatasetFile(self.dataset_path) as ds:
-            fingerprint = ds.fingerprint
+        what = f"{self.dataset_path} is read-only and lacks features {', '.join(missing)}"
         if copy.exists():
+            if copy.resolve() == self.dataset_path.resolve():
+                raise NoaError(f"{what}; make it writable or train on a copy")
             with DatasetFile(copy) as ds:
                 if ds.fingerprint != fingerprint:
-                    raise NoaError(f"{self.dataset_path} is read-only and lacks features "
-                                   f"{', '.join(missing)}; its copy would go to {copy}, which "
-                                   "holds another dataset: use another --run-dir")
+                    raise NoaError(f"{what}; its copy would go to {copy}, which holds another "
+                                   "dataset: use another --run-dir")
         else:
-            self.log(f"{self.dataset_path} is read-only and lacks features "
-                     f"{', '.join(missing)}: adding them to a copy, {copy}")
-            with atomic_path(copy) as tmp:
-                shutil.copyfile(self.dataset_path, tmp)
+            self._copy_of = (self.dataset_path, missing)
         self.dataset_path = copy
 
     def check_inputs(self, stage: str, resume: str | os.PathLike | None) -> None:
@@ -155,6 +163,7 @@ class Pipeline:
             self.check_dataset()
             with DatasetFile(self.dataset_path) as ds:
                 dataset_fingerprint = ds.fingerprint
+            self._use_a_copy_if_read_only(dataset_fingerprint)
         if stage == "tokenizer":
             return
         checkpoints = self.run_dir / "checkpoints"
