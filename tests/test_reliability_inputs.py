@@ -373,6 +373,10 @@ def test_read_only_dataset_trains_from_a_copy_and_stays_untouched(cli, datasets,
     assert res.exit_code == 0, res.output
     assert f"{ro} is read-only and lacks features" in res.output
     assert ro.read_bytes() == before
+    # The same command again continues on the copy, copying nothing.
+    again = cli("train", DOMAIN, "--config", config, "--dataset", ro, "--run-dir",
+                tmp_path / "run", "--stage", "tokenizer", "--no-register", "--quiet")
+    assert again.exit_code == 0 and "read-only" not in again.output, again.output
     with DatasetFile(tmp_path / "run" / "dataset.h5") as copy, DatasetFile(ro) as orig:
         assert copy.fingerprint == orig.fingerprint
         assert copy.feature_families() == ["initial", "summary", "temporal"]
