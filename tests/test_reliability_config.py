@@ -110,7 +110,6 @@ def stop_before_work(monkeypatch):
     monkeypatch.setattr(pipeline_module.Pipeline, "run", reached)
 
 
-@pytest.mark.slow
 @settings(max_examples=50, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(doc=documents(), command=st.sampled_from(["generate", "train"]))
