@@ -6,7 +6,7 @@ present or not, values of their type (integers, floats, choices, paths), and jun
 (empty strings, negative and huge numbers, NaN, text, paths that do not exist, a folder where
 a file is expected, files of junk, empty or binary content, an unknown option, a missing
 argument). Each command line runs in-process through click's ``CliRunner``; it must end in
-exit 0, 1 or 2, and on 1 the last line of stderr is ``error: ...``.
+exit 0, 1 or 2, and on 1 every line of stderr is ``error: ...``.
 
 Work that takes long (generating a dataset, computing features, training, aligning,
 transferring, running the kit, starting torchrun) is monkeypatched to raise
@@ -217,7 +217,8 @@ def check_outcome(argv: list[str], res) -> None:
         if argv[:2] == ["plugins", "check"] and "does NOT conform" in res.stdout:
             return  # the kit's verdict, a table on stdout
         lines = res.stderr.strip().splitlines()
-        assert lines and lines[-1].startswith("error: "), (argv, res.stderr, res.stdout)
+        assert lines and all(line.startswith("error: ") for line in lines), \
+            (argv, res.stderr, res.stdout)
     if res.exit_code == 2:
         assert "Error:" in res.stderr, (argv, res.stderr)
 
