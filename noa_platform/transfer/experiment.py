@@ -98,12 +98,15 @@ def run_transfer(inputs: TransferInputs, out_dir: str | Path, *,
         if samples[-1] > n_train:
             raise NoaError(f"--samples {samples[-1]}: {b}'s training split has only {n_train} "
                            f"samples ({inputs.target_dataset})")
+        ds.check_finite()
+        # Every input is read before the work: the checkpoints too, not after the tokenizers.
+        mnos = _load_mnos(inputs)
         log(f"tokenizer transfer: {a}'s tokenizer reading {b}'s test features")
         tok = tokenizer_transfer(_load_tokenizer(inputs.source_tokenizer),
                                  _load_tokenizer(inputs.target_tokenizer), ds,
                                  source_provenance=load_provenance(inputs.source_tokenizer),
                                  target_provenance=load_provenance(inputs.target_tokenizer))
-        mno = _mno_part(inputs, ds, samples, seeds, steps, device, plugins, log)
+        mno = _mno_part(inputs, ds, mnos, samples, seeds, steps, device, plugins, log)
     result = {"source": a, "target": b, "tokenizer": tok, "mno": mno,
               "seconds": time.perf_counter() - started, "artifacts": dict(artifacts or {})}
     out.mkdir(parents=True, exist_ok=True)
@@ -113,13 +116,18 @@ def run_transfer(inputs: TransferInputs, out_dir: str | Path, *,
     return result
 
 
-def _mno_part(inputs: TransferInputs, ds: DatasetFile, samples: Sequence[int], seeds: int,
-              steps: int, device: torch.device, plugins: Any,
-              log: Callable[[str], None]) -> dict[str, Any]:
+def _load_mnos(inputs: TransferInputs) -> tuple[SourceMNO, dict[str, Any]]:
+    """The source MNO and the target's checkpoint (one-line errors for bad files)."""
     from noa_platform.training.checkpoint import load_checkpoint
 
-    target, source = inputs.target, SourceMNO.from_checkpoint(inputs.source_mno)
-    target_ckpt = load_checkpoint(inputs.target_mno)
+    return SourceMNO.from_checkpoint(inputs.source_mno), load_checkpoint(inputs.target_mno)
+
+
+def _mno_part(inputs: TransferInputs, ds: DatasetFile,
+              mnos: tuple[SourceMNO, dict[str, Any]], samples: Sequence[int], seeds: int,
+              steps: int, device: torch.device, plugins: Any,
+              log: Callable[[str], None]) -> dict[str, Any]:
+    target, (source, target_ckpt) = inputs.target, mnos
     target_config = json.loads(target_ckpt["config"])
     train = SplitData.load(ds, "train", target.conditioning)
     val = SplitData.load(ds, "val", target.conditioning)
