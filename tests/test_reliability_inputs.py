@@ -468,3 +468,31 @@ def test_crafted_batch_file_of_an_unfinished_generation_is_refused(tmp_path, mon
     assert str(err.value) == (f"{batch}: a damaged batch file (Object arrays cannot be loaded "
                               f"when allow_pickle=False); delete {batch.parent} and rerun")
     assert not (tmp_path / "pwned").exists() and not out.exists()
+
+
+def test_transfer_reads_its_checkpoints_and_dataset_before_any_work(datasets, tmp_path,
+                                                                    monkeypatch):
+    """A crafted source MNO, or a target dataset holding NaN, is refused before the tokenizer
+    comparison and the fine-tuning; the crafted code does not run."""
+    from noa_platform.transfer import experiment
+
+    monkeypatch.setattr(experiment, "_load_tokenizer",
+                        lambda path: pytest.fail("the tokenizer transfer started"))
+    marker = tmp_path / "pwned"
+    evil = crafted_pickle(tmp_path / "evil.pt", marker)
+    d = ToyDomain(DOMAIN)
+
+    def inputs(mno: Path, dataset: Path) -> experiment.TransferInputs:
+        return experiment.TransferInputs(d, d, source_tokenizer=tmp_path / "tok",
+                                         target_tokenizer=tmp_path / "tok", source_mno=mno,
+                                         target_mno=mno, target_dataset=dataset)
+
+    with pytest.raises(NoaError) as err:
+        experiment.run_transfer(inputs(evil, datasets["good"]), tmp_path / "out", samples=[2],
+                                seeds=1, steps=1, log=lambda m: None)
+    assert str(err.value) == f"{evil}: not a readable checkpoint (UnpicklingError)"
+    with pytest.raises(NoaError) as err:
+        experiment.run_transfer(inputs(evil, datasets["nan"]), tmp_path / "out", samples=[2],
+                                seeds=1, steps=1, log=lambda m: None)
+    assert str(err.value) == f"{datasets['nan']}: {BAD['nan']}"
+    assert not marker.exists() and not (tmp_path / "out").exists()
