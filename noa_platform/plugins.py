@@ -50,6 +50,11 @@ _HOOKS: dict[str, tuple[type, str, str]] = {
     "noa_tokenizers": (TokenizerSpec, "name", "tokenizers"),
 }
 
+#: What a plugin's import or hook may raise and still only fail that plugin: any error, and
+#: SystemExit (a module written as a script calls sys.exit), which would otherwise end the
+#: host with whatever status the plugin chose. KeyboardInterrupt still stops everything.
+PLUGIN_FAULTS = (Exception, SystemExit)
+
 #: What one item of each registry table is called in messages.
 _KINDS = {"architectures": "architecture", "feature_extractors": "feature family",
           "tokenizers": "tokenizer"}
@@ -166,7 +171,7 @@ class PluginRegistry:
             for impl in impls:
                 try:
                     result = impl.function()
-                except Exception as exc:
+                except PLUGIN_FAULTS as exc:
                     raise PluginError(f"hook {hook} raised {_error_text(exc)}") from exc
                 if not isinstance(result, (list, tuple)):
                     raise PluginError(f"hook {hook} returned {type(result).__name__}, not a list")
@@ -228,7 +233,7 @@ class PluginRegistry:
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:
+            except PLUGIN_FAULTS as exc:
                 self.records.append(PluginRecord(ep.name, dist_name, version, status="failed",
                                                  error=f"import failed: {_error_text(exc)}"))
                 continue

@@ -55,6 +55,11 @@ def noa_domains():
     return [ToyDomain("good-toy")]
 """
 
+EXITS_ON_IMPORT = """
+import sys
+sys.exit("usage: noa_fixture_exits FILE")  # a module written as a script
+"""
+
 HOOK_RAISES = """
 import pluggy
 NOA_PLUGIN_API = 2
@@ -198,6 +203,7 @@ FIXTURES = {
     "g-hook-raises": ("noa-fixture-hook-raises", "noa_fixture_hook_raises", HOOK_RAISES),
     "h-wrong-type": ("noa-fixture-wrong-type", "noa_fixture_wrong_type", WRONG_TYPE),
     "i-incomplete": ("noa-fixture-incomplete", "noa_fixture_incomplete", INCOMPLETE_DOMAIN),
+    "j-exits": ("noa-fixture-exits", "noa_fixture_exits", EXITS_ON_IMPORT),
     "z-duplicate": ("noa-fixture-duplicate", "noa_fixture_duplicate", DUPLICATE_DOMAIN),
 }
 

@@ -1,8 +1,8 @@
 """Broken plugins of each kind, as a user meets them on the command line.
 
 Load-time faults (import error, a hook with a wrong signature or a misspelled name, a hook
-that raises or returns the wrong type, a domain missing attributes, another API version, a
-duplicate domain) are failed plugins: `noa plugins list` shows each with status
+that raises or returns the wrong type, a domain missing attributes, a module that calls
+sys.exit, another API version, a duplicate domain) are failed plugins: `noa plugins list` shows each with status
 `failed` and its reason, and the conformance kit cannot be pointed at them (one line naming
 the failed plugins). Run-time faults of a plugin that loads (a solver returning NaN, the wrong
 shape, or never returning) are the kit's to find: `noa plugins check` fails the check named
@@ -39,6 +39,7 @@ LOAD_FAULTS = {
     "h-wrong-type": "hook noa_domains returned a str, expected Domain",
     "i-incomplete": ("hook noa_domains returned domain 'incomplete', whose declaration is "
                      "incomplete: AttributeError: 'Incomplete' object has no attribute 'version'"),
+    "j-exits": "import failed: SystemExit: usage: noa_fixture_exits FILE",
     "z-duplicate": "domain name 'good-toy' is already provided by plugin 'a-good'",
 }
 
@@ -104,7 +105,8 @@ def test_the_kit_on_a_failed_plugins_domain_names_the_failed_plugins(plugins):
     assert line.startswith("error: unknown domain 'future-toy'; known: ")
     assert "good-toy" in line
     assert ("failed plugins: b-import-error, c-bad-signature, d-misspelled, e-wrong-api, "
-            "g-hook-raises, h-wrong-type, i-incomplete, z-duplicate; see `noa plugins list`") in line
+            "g-hook-raises, h-wrong-type, i-incomplete, j-exits, z-duplicate; see "
+            "`noa plugins list`") in line
 
 
 def test_the_kit_fails_a_solver_that_returns_nan_as_not_finite_only(plugins):
