@@ -181,6 +181,18 @@ class DatasetFile:
         """``[n, T+1, C, H, W]`` float32 for an index, slice or sorted index array."""
         return self.h5["trajectories"][index]
 
+    def check_trainable(self) -> None:
+        """Refuse what a model cannot be trained on as it stands: a shard (its splits are its
+        own rows; merge the shards first) or a file with samples never written."""
+        shard = self.shard
+        if shard is not None:
+            raise DataError(f"{self.path}: shard {shard} of a run, not a whole dataset; join the "
+                            "shards with `noa data merge` first")
+        missing = np.flatnonzero(~self.h5["completed"][:])
+        if len(missing):
+            raise DataError(f"{self.path}: {len(missing)} of {len(self)} samples were never "
+                            f"written (first: {int(missing[0])})")
+
     def check_finite(self) -> None:
         """Refuse a file whose written samples hold NaN or infinite values (trajectories, θ or
         stored features), naming the samples: a model or a tokenizer fitted on them would learn
