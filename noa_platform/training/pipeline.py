@@ -125,11 +125,13 @@ class Pipeline:
                      features=self.feature_set)
 
     def check_dataset(self) -> None:
-        """Refuse a dataset file that is not this domain's or holds non-finite samples."""
+        """Refuse a dataset file that is not this domain's, a shard, incomplete or holding
+        non-finite samples."""
         with DatasetFile(self.dataset_path) as ds:
             if ds.domain != self.domain.name:
                 raise NoaError(f"{self.dataset_path}: a {ds.domain!r} dataset, not "
                                f"{self.domain.name!r}")
+            ds.check_trainable()
             ds.check_finite()
 
     def _use_a_copy_if_read_only(self, fingerprint: str) -> None:
