@@ -162,11 +162,22 @@ def test_bad_dataset_is_refused_by_every_command_that_reads_it(cli, no_long_work
     assert not (tmp_path / "run").exists() and not (tmp_path / "merged.h5").exists()
 
 
-def test_dataset_of_another_domain_is_refused_before_any_work(cli, no_long_work, datasets,
+def test_dataset_of_another_domain_a_shard_or_unfinished_is_refused_before_any_work(cli, no_long_work, datasets,
                                                               tmp_path):
     path = datasets["other_domain"]
     line = one_line_error(cli(*command_for("train", path, datasets, tmp_path)))
     assert line == f"error: {path}: a 'toy' dataset, not 'good-toy'"
+    # A shard is not a dataset to train on (its splits are its own rows), nor is a file
+    # whose samples were not all written.
+    line = one_line_error(cli(*command_for("train", datasets["shard2"], datasets, tmp_path)))
+    assert line == (f"error: {datasets['shard2']}: shard 2/2 of a run, not a whole dataset; "
+                    "join the shards with `noa data merge` first")
+    unfinished = tmp_path / "unfinished.h5"
+    shutil.copyfile(datasets["good"], unfinished)
+    with h5py.File(unfinished, "r+") as h5:
+        h5["completed"][5:7] = False
+    line = one_line_error(cli(*command_for("train", unfinished, datasets, tmp_path)))
+    assert line == f"error: {unfinished}: 2 of 24 samples were never written (first: 5)"
     # (`noa data merge` of shards of two domains: tests/test_shards.py,
     # test_shards_of_another_seed_or_domain_are_refused.)
 
