@@ -105,6 +105,18 @@ def noa(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return done
 
 
+def started(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """``noa ARGS`` in the background: the uninterrupted reference runs beside the killed runs
+    (one thread each), which halves the test's wall time on two cores."""
+    return subprocess.Popen([sys.executable, "-m", "noa_platform", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen) -> None:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+
+
 def kill_at(args: list[str], env: dict[str, str], target: str, when: str = "after",
             nth: int = 1, match: str = "") -> None:
     """Run ``noa ARGS`` until it SIGKILLs itself ``when`` the ``nth`` call of ``target``
@@ -178,7 +190,7 @@ def test_generate_killed_at_random_moments_and_after_assembly(tmp_path, fixture_
         return ["generate", "good-toy", "--out", str(out), "--config", str(config), "--quiet"]
 
     ref = tmp_path / "ref" / "data.h5"
-    noa(args(ref), env)
+    reference = started(args(ref), env)
     out = tmp_path / "run" / "data.h5"
     for count, delay in random_points(1, 12):
         kill_when(args(out), env, batches_done(out.parent / "data.h5.partial", count), delay)
@@ -190,6 +202,7 @@ def test_generate_killed_at_random_moments_and_after_assembly(tmp_path, fixture_
     kill_at(args(out), env, "noa_platform.data.generate:_assemble")
     assert (out.parent / "data.h5.partial").exists()
     noa(args(out), env)
+    finished(reference)
     assert_same_h5(ref, out)
     assert leftovers(out.parent) == []
 
@@ -204,13 +217,14 @@ def test_features_killed_at_random_moments_and_after_the_file_is_replaced(
     for p in (ref, out):
         p.parent.mkdir()
         shutil.copyfile(bare, p)
-    noa(["features", str(ref), "--quiet"], env)
+    reference = started(["features", str(ref), "--quiet"], env)
     for count, delay in random_points(2, 5):
         kill_when(["features", str(out), "--quiet"], env,
                   batches_done(out.parent / "d.h5.features.partial", count), delay)
     kill_at(["features", str(out), "--quiet"], env, "shutil:rmtree", "before",
             match=".features.partial")
     noa(["features", str(out), "--quiet"], env)
+    finished(reference)
     assert_same_h5(ref, out)
     assert leftovers(out.parent) == []
 
@@ -238,7 +252,7 @@ def test_train_killed_in_every_stage_completes_as_uninterrupted(tmp_path, fixtur
                 "--quiet"]
 
     ref, run = tmp_path / "ref", tmp_path / "run"
-    noa(args(ref), env)
+    reference = started(args(ref), env)
     pipeline = "noa_platform.training.pipeline"
     (count, delay), = random_points(3, 4, n=1)
     kills = [
@@ -262,6 +276,7 @@ def test_train_killed_in_every_stage_completes_as_uninterrupted(tmp_path, fixtur
     for kill in kills:
         kill()
     noa(args(run), env)
+    finished(reference)
 
     assert_same_h5(ref / "dataset.h5", run / "dataset.h5")
     assert ((ref / "tokenizer" / "weights.safetensors").read_bytes()
@@ -311,13 +326,14 @@ def test_align_killed_mid_computation_and_registration_completes_as_uninterrupte
         return ["align", "toy", "toy-b", "--null", "3", "--out", str(tmp_path / name),
                 "--registry", str(reg)]
 
-    noa(args("ref"), env)
+    reference = started(args("ref"), env)
     # during the computation: after a random one of the three methods' nulls
     kill_at(args("run"), env, "noa_platform.alignment.compare:null_distribution",
             nth=random.Random(5).randint(1, 3))
     # registration: one of the two files stored, no row yet
     kill_at(args("run"), env, "noa_platform.registry.objects:ObjectStore.put")
     noa(args("run"), env)
+    finished(reference)
 
     def result(name: str) -> dict:
         record = json.loads((tmp_path / name / "alignment.json").read_text())
