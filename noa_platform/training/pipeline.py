@@ -50,6 +50,10 @@ from noa_platform.training.distributed import join
 from noa_platform.training.trainer import Trainer
 
 STAGES = ("tokenizer", "mno", "all")
+#: What :meth:`Trainer.resume` reads from a checkpoint: checked before any work.
+RESUME_KEYS = ("model", "optimizer", "scheduler", "rng_torch", "step", "epoch", "batch",
+               "best_val", "bad_epochs", "nonfinite", "stopped", "val_history", "config",
+               "dataset_fingerprint", "tokenizer_fingerprint")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -174,14 +178,21 @@ class Pipeline:
         if path is None:
             return
         ckpt = load_checkpoint(path)
-        if resume is None and path == self.final_path:
-            diff = first_difference(json.loads(ckpt["config"]),
-                                    self.config.model_dump(mode="json"))
+        final = resume is None and path == self.final_path
+        for key in ("config", "dataset_fingerprint") if final else RESUME_KEYS:
+            if key not in ckpt:
+                raise NoaError(f"{path}: not a complete noa MNO checkpoint (no {key!r})")
+        config = _read_json_text(ckpt["config"])
+        if not isinstance(config, dict) or not isinstance(ckpt["dataset_fingerprint"], str):
+            raise NoaError(f"{path}: not a noa MNO checkpoint (its config or dataset "
+                           "fingerprint is not what noa writes)")
+        if final:
+            diff = first_difference(config, self.config.model_dump(mode="json"))
             if diff or (dataset_fingerprint and ckpt["dataset_fingerprint"] != dataset_fingerprint):
                 raise NoaError(f"{self.run_dir} holds an MNO trained with other settings "
                                f"({diff or 'another dataset'}); use another --run-dir")
             return
-        diff = first_difference(json.loads(ckpt["config"]), self.config.model_dump(mode="json"),
+        diff = first_difference(config, self.config.model_dump(mode="json"),
                                 labels=("in the checkpoint", "now"))
         if diff:
             raise NoaError(f"{path}: the checkpoint was trained with another config ({diff})")
@@ -364,6 +375,14 @@ def _built(key: str, build: Callable[[], Any]) -> Any:
     except (ValueError, TypeError) as exc:  # a factory's refusal of its keyword arguments
         text = str(exc).strip().splitlines()
         raise SettingError(key, text[0] if text else type(exc).__name__) from None
+
+
+def _read_json_text(text: Any) -> Any:
+    """``text`` parsed as JSON, or ``None`` when it is not a JSON string."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _read_json(path: Path) -> Any:
