@@ -246,23 +246,45 @@ def test_junk_or_missing_resume_is_refused_before_the_dataset_and_tokenizer(
     assert not (tmp_path / "new").exists()
 
 
+def resume_state(config: dict, dataset_fingerprint: str) -> dict:
+    """A checkpoint's keys (what resuming reads), with stand-in values but for the two that
+    are compared before any work."""
+    state = {key: 0 for key in pipeline_module.RESUME_KEYS}
+    return {**state, "config": json.dumps(config, sort_keys=True),
+            "dataset_fingerprint": dataset_fingerprint}
+
+
 def test_resume_of_another_config_or_dataset_is_refused_before_the_tokenizer(
         cli, no_long_work, train_args, datasets, tmp_path):
     cfg = current_config(tmp_path)
     other = json.loads(json.dumps(cfg))
     other["training"]["lr"] = 0.5
-    ckpt = save_checkpoint(tmp_path / "other.pt", {
-        "config": json.dumps(other, sort_keys=True), "dataset_fingerprint": "x",
-        "tokenizer_fingerprint": ""})
+    ckpt = save_checkpoint(tmp_path / "other.pt", resume_state(other, "x"))
     line = one_line_error(cli(*train_args, "--resume", ckpt))
     assert line == (f"error: {ckpt}: the checkpoint was trained with another config "
                     "(training.lr: 0.5 in the checkpoint, 0.001 now)")
     # Same config, other dataset: refused once the given dataset is read, before its features.
-    save_checkpoint(ckpt, {"config": json.dumps(cfg, sort_keys=True),
-                           "dataset_fingerprint": "0123456789abcdef", "tokenizer_fingerprint": ""})
+    save_checkpoint(ckpt, resume_state(cfg, "0123456789abcdef"))
     line = one_line_error(cli(*train_args, "--resume", ckpt, "--dataset", datasets["good"]))
     assert line.startswith(f"error: {ckpt}: the checkpoint was trained on another dataset "
                            "(fingerprint 0123456789ab, this one is ")
+
+
+def test_incomplete_or_odd_noa_checkpoint_is_refused_before_work(cli, no_long_work,
+                                                                 train_args, tmp_path):
+    """A file in noa's checkpoint format that lacks what resuming reads, or whose config is
+    not the JSON noa writes (each was a KeyError/TypeError traceback, some after the fit)."""
+    cfg = current_config(tmp_path)
+    ckpt = tmp_path / "odd.pt"
+    state = resume_state(cfg, "x")
+    del state["optimizer"]
+    save_checkpoint(ckpt, state)
+    line = one_line_error(cli(*train_args, "--resume", ckpt))
+    assert line == f"error: {ckpt}: not a complete noa MNO checkpoint (no 'optimizer')"
+    save_checkpoint(ckpt, {**resume_state(cfg, "x"), "config": 5})
+    line = one_line_error(cli(*train_args, "--resume", ckpt))
+    assert line == (f"error: {ckpt}: not a noa MNO checkpoint (its config or dataset "
+                    "fingerprint is not what noa writes)")
 
 
 def test_run_folder_checkpoints_are_inputs_too(cli, no_long_work, train_args, tmp_path):
