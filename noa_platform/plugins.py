@@ -247,11 +247,19 @@ class PluginRegistry:
             return self.domains[name]
         except KeyError:
             known = ", ".join(sorted(self.domains)) or "none installed"
-            hint = ""
-            failed = [r.name for r in self.records if r.status == "failed"]
-            if failed:
-                hint = f" (failed plugins: {', '.join(failed)}; see `noa plugins list`)"
-            raise PluginError(f"unknown domain {name!r}; known: {known}{hint}") from None
+            why = self._why_missing(("failed", "skipped"))
+            raise PluginError(f"unknown domain {name!r}; known: {known}{why}") from None
+
+    def _why_missing(self, statuses: tuple[str, ...] = ("failed",)) -> str:
+        """The plugins that may hold a missing name: failed ones, and for a domain also those
+        skipped by NOA_PLUGINS / NOA_DISABLE_PLUGINS (an empty or stale variable hides every
+        domain; components are often narrowed on purpose, so they do not list them)."""
+        parts = []
+        for status in statuses:
+            names = [r.name for r in self.records if r.status == status]
+            if names:
+                parts.append(f"{status} plugins: {', '.join(names)}")
+        return f" ({'; '.join(parts)}; see `noa plugins list`)" if parts else ""
 
     def lookup(self, kind: str, name: str, where: str | None = None) -> Any:
         """An architecture, feature extractor or tokenizer spec by name.
@@ -266,11 +274,9 @@ class PluginRegistry:
         table: dict[str, Any] = getattr(self, kind)
         if name not in table:
             known = ", ".join(sorted(table)) or "none installed"
-            failed = [r.name for r in self.records if r.status == "failed"]
-            hint = (f" (failed plugins: {', '.join(failed)}; see `noa plugins list`)"
-                    if failed else "")
             prefix = f"{where}: " if where else ""
-            raise PluginError(f"{prefix}unknown {_KINDS[kind]} {name!r}; known: {known}{hint}")
+            raise PluginError(f"{prefix}unknown {_KINDS[kind]} {name!r}; known: {known}"
+                              f"{self._why_missing()}")
         return table[name]
 
 
