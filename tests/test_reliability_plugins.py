@@ -109,6 +109,20 @@ def test_the_kit_on_a_failed_plugins_domain_names_the_failed_plugins(plugins):
             "`noa plugins list`") in line
 
 
+@pytest.mark.parametrize("env", [{"NOA_PLUGINS": ""}, {"NOA_DISABLE_PLUGINS": "a-good,z-duplicate"}])
+def test_a_domain_hidden_by_the_selection_variables_says_so(plugins, monkeypatch, env, tmp_path):
+    """An empty or stale NOA_PLUGINS / NOA_DISABLE_PLUGINS is the likely reason a domain is
+    missing: the error names the skipped plugins beside the failed ones."""
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    get_registry.cache_clear()
+    res = cli("generate", "good-toy", "--n", "2", "--out", str(tmp_path / "x.h5"))
+    assert res.exit_code == 1
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("error: unknown domain 'good-toy'; known: ")
+    assert "skipped plugins: a-good" in line and line.endswith("; see `noa plugins list`)")
+
+
 def test_the_kit_fails_a_solver_that_returns_nan_as_not_finite_only(plugins):
     res = cli("plugins", "check", "nan-toy")
     assert res.exit_code == 1, res.output
