@@ -316,6 +316,45 @@ def test_verbose_keeps_the_traceback(tmp_path):
     assert isinstance(result.exception.__cause__ or result.exception, OSError)
 
 
+def overcommit_refuses_huge_allocations() -> bool:
+    """Linux's heuristic (0) or strict (2) overcommit refuses a request far beyond memory at
+    once; in "always" mode (1) it would be granted and the process killed later."""
+    try:
+        return Path("/proc/sys/vm/overcommit_memory").read_text().strip() in {"0", "2"}
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not overcommit_refuses_huge_allocations(),
+                    reason="needs an OS that refuses an allocation far beyond its memory")
+def test_a_grid_too_large_for_memory_is_one_line_saying_what_to_lower(tmp_path):
+    """A valid but huge grid: 300,000² float32 fields ask PyTorch for hundreds of GB."""
+    config = tmp_path / "huge.toml"
+    config.write_text(TINY_TOML.replace("resolution = 16", "resolution = 300000"))
+    result = CliRunner().invoke(main, ["generate", "good-toy", "--config", str(config),
+                                       "--out", str(tmp_path / "x.h5"), "--quiet"])
+    line = assert_one_line_error(result, "out of memory (tried to allocate ", " GB)",
+                                 "lower the resolution")
+    assert "enforce fail" not in line
+
+
+@pytest.mark.parametrize("error", [MemoryError(), type("OutOfMemoryError", (RuntimeError,), {})(
+    "CUDA out of memory. Tried to allocate 2.00 GiB")], ids=["python", "cuda"])
+def test_running_out_of_memory_anywhere_is_one_line(tmp_path, monkeypatch, error):
+    import noa_platform.data.generate as generation
+
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(generation, "generate", exhausted)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    result = CliRunner().invoke(main, ["generate", "good-toy", "--config", str(config),
+                                       "--out", str(tmp_path / "x.h5"), "--quiet"])
+    line = assert_one_line_error(result, "out of ")
+    assert ("GPU memory (CUDA out of memory" in line) == isinstance(error, RuntimeError)
+
+
 # ------------------------------------------------------------------------------ registry
 
 

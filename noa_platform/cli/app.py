@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import click
@@ -18,7 +19,8 @@ class NoaGroup(click.Group):
     file system, a full disk; h5py's and SQLite's included) is the user's environment rather
     than a bug, so it is printed the same way, naming its path
     (:func:`noa_platform.file_errors.error_line`). With ``--verbose`` the traceback is kept,
-    for bug reports.
+    for bug reports. Running out of memory is said the same way: a valid but too large
+    grid, horizon, batch or model is the user's choice to revisit, not a crash to debug.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -31,6 +33,8 @@ class NoaGroup(click.Group):
                 message = str(exc)
             elif is_file_error(exc):
                 message = error_line(exc)
+            elif (memory := out_of_memory(exc)) is not None:
+                message = memory
             else:
                 raise
             if ctx.obj and ctx.obj.get("verbose"):
@@ -51,6 +55,26 @@ def main(ctx: click.Context, verbose: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """The one-line message for an allocation failure (Python's ``MemoryError``, PyTorch's CPU
+    allocator's ``RuntimeError``, CUDA's ``OutOfMemoryError``), else None."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda's, matched without importing torch
+        where = "GPU memory"
+    elif isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError)
+                                           and "can't allocate memory" in text):
+        where = "memory"
+    else:
+        return None
+    asked = re.search(r"tried to allocate (\d+) bytes", text)
+    if asked:  # PyTorch's CPU wording, "[enforce fail at alloc_cpu.cpp:127] ...", said briefly
+        detail = f" (tried to allocate {int(asked.group(1)) / 1e9:.3g} GB)"
+    else:
+        detail = f" ({text})" if text else ""
+    return (f"out of {where}{detail}: the run asks for more than this machine has; lower the "
+            "resolution, n_frames, batch_size or the architecture's size")
 
 
 def echo_json(data: Any) -> None:
