@@ -5,7 +5,8 @@ checked and registered on its own, so one broken plugin never takes the host dow
 that fails to import, targets another API version, implements a hook with arguments the spec
 lacks, implements a hook that has no spec (a misspelling), raises from a hook, returns the
 wrong kind of object or a domain that cannot describe itself (a missing attribute), or claims a
-name another plugin already owns, is recorded with its error and skipped (pluggy itself does not isolate import errors, hence the wrapping here).
+name another plugin already owns, is recorded with its error and skipped (pluggy itself does
+not isolate import errors, hence the wrapping here).
 
 Environment variables:
 

@@ -102,8 +102,9 @@ def path_values(tmp: Path) -> dict[str, st.SearchStrategy[str]]:
     (tmp / "folder").mkdir(exist_ok=True)
     (tmp / "folder" / "stray.txt").write_text("a folder that is not empty\n")
     awkward = [str(tmp / "missing" / "deeper" / "x"), str(tmp / "missing.h5" / "x"), ""]
-    files = [str(tmp / n) for n in ("rd.h5", "rd.h5", "junk.h5", "empty.toml", "binary.pt", "unknown-key.toml",
-                                    "missing.h5", "foreign.h5", "foreign.pt")]
+    files = [str(tmp / n) for n in ("rd.h5", "rd.h5", "junk.h5", "empty.toml", "binary.pt",
+                                    "unknown-key.toml", "missing.h5", "foreign.h5",
+                                    "foreign.pt")]
     folders = [str(tmp / "folder"), str(tmp / "new-folder")]
     return {"file": st.sampled_from(files), "dir": st.sampled_from(folders),
             "any": st.sampled_from(files + folders), "awkward": st.sampled_from(awkward),

@@ -1,12 +1,12 @@
 """Broken plugins of each kind, as a user meets them on the command line.
 
-Load-time faults (import error, a hook with a wrong signature or a misspelled name, a hook
-that raises or returns the wrong type, a domain missing attributes, a module that calls
-sys.exit, another API version, a duplicate domain) are failed plugins: `noa plugins list` shows each with status
-`failed` and its reason, and the conformance kit cannot be pointed at them (one line naming
-the failed plugins). Run-time faults of a plugin that loads (a solver returning NaN, the wrong
-shape, or never returning) are the kit's to find: `noa plugins check` fails the check named
-after the fault, and a hang costs one time limit. Throughout, the host keeps working: the
+Load-time faults (import error, a hook with a wrong signature or a misspelled name, a hook that
+raises or returns the wrong type, a domain missing attributes, a module that calls sys.exit,
+another API version, a duplicate domain) are failed plugins: `noa plugins list` shows each with
+status `failed` and its reason, and the conformance kit cannot be pointed at them (one line
+naming the failed plugins). Run-time faults of a plugin that loads (a solver returning NaN, the
+wrong shape, or never returning) are the kit's to find: `noa plugins check` fails the check
+named after the fault, and a hang costs one time limit. Throughout, the host keeps working: the
 other domains are listed and a command on a healthy domain runs.
 
 The fixture plugins are distributions written to a folder on ``sys.path`` (see
@@ -109,7 +109,8 @@ def test_the_kit_on_a_failed_plugins_domain_names_the_failed_plugins(plugins):
             "`noa plugins list`") in line
 
 
-@pytest.mark.parametrize("env", [{"NOA_PLUGINS": ""}, {"NOA_DISABLE_PLUGINS": "a-good,z-duplicate"}])
+@pytest.mark.parametrize("env", [{"NOA_PLUGINS": ""},
+                                 {"NOA_DISABLE_PLUGINS": "a-good,z-duplicate"}])
 def test_a_domain_hidden_by_the_selection_variables_says_so(plugins, monkeypatch, env, tmp_path):
     """An empty or stale NOA_PLUGINS / NOA_DISABLE_PLUGINS is the likely reason a domain is
     missing: the error names the skipped plugins beside the failed ones."""
