@@ -15,7 +15,6 @@ that list a folder never see work in progress.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 from collections.abc import Iterator
@@ -124,24 +123,25 @@ def atomic_savez(path: str | os.PathLike[str], **arrays: Any) -> Path:
     return Path(path)
 
 
-def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporaries (``<name>.tmp-<pid>``) of ``path`` -- or, if ``path`` is a
-    folder, every temporary in it -- whose process is gone.
+def remove_stale_temporaries(folder: str | os.PathLike[str], *names: str) -> list[Path]:
+    """Delete the temporaries (``NAME.tmp-PID``) in ``folder`` of files matching the glob
+    patterns ``names`` (``"*.pt"``, or one file name through :func:`glob.escape`) whose
+    process is gone; returns what was deleted.
 
     A process killed while writing leaves its temporary behind; a job that is resumed calls
     this before writing again, so that repeated kills do not pile up partial copies (a
-    dataset's can be large). A temporary whose process still runs on this machine is kept:
-    it is another writer's work in progress. Returns what was deleted.
+    dataset's can be large). The patterns name what the job writes, so that a file of the
+    user's that merely looks like a temporary is not touched. A temporary whose process still
+    runs on this machine is kept: it is another writer's work in progress.
     """
-    path = Path(path)
-    found = (path.glob("*.tmp-*") if path.is_dir()
-             else path.parent.glob(f"{glob.escape(path.name)}.tmp-*"))
+    folder = Path(folder)
     removed = []
-    for tmp in found:
-        pid = tmp.name.rsplit(".tmp-", 1)[1]
-        if pid.isdigit() and not _running(int(pid)) and tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+    for name in names:
+        for tmp in folder.glob(f"{name}.tmp-*"):
+            pid = tmp.name.rsplit(".tmp-", 1)[1]
+            if pid.isdigit() and not _running(int(pid)) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
     return removed
 
 

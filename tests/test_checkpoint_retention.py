@@ -77,11 +77,12 @@ def test_pruning_keeps_the_newest_by_epoch_number_and_removes_dead_temporaries(t
         (folder / name).write_bytes(b"x")
     dead = folder / "last.pt.tmp-999999999"  # no such process
     alive = folder / f"last.pt.tmp-{os.getpid()}"  # a save in progress
-    for p in (dead, alive):
+    other = folder / "notes.txt.tmp-999999999"  # not a checkpoint's
+    for p in (dead, alive, other):
         p.write_bytes(b"partial")
     removed = prune_checkpoints(folder, 2)
     assert {p.name for p in removed} == {"epoch-0002.pt", "epoch-0009.pt", dead.name}
     assert {p.name for p in folder.iterdir()} == {
         "best.pt", "last.pt", "final.pt", "epoch-0010.pt", "epoch-10000.pt", "notes.txt",
-        alive.name}
+        alive.name, other.name}
     assert prune_checkpoints(folder, 0) and not list(folder.glob("epoch-*"))

@@ -11,6 +11,7 @@ at every moment either the old complete one or the new complete one.
 
 from __future__ import annotations
 
+import glob
 import json
 import shutil
 from collections.abc import Callable
@@ -51,7 +52,7 @@ def add_features(path: str | Path, *, progress: bool = True,
 
         features = feature_set()
     path = Path(path)
-    remove_stale_temporaries(path)  # a killed rewrite's copy
+    remove_stale_temporaries(path.parent, glob.escape(path.name))  # a killed rewrite's copy
     wanted = features.names
     todo_families = missing_families(path, features)
     with DatasetFile(path) as ds:

@@ -17,6 +17,7 @@ shard, which :mod:`noa_platform.data.merge` joins with the others.
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import json
 import os
 import shutil
@@ -178,7 +179,7 @@ def generate(
     plan = Plan(domain, config, shard)
     manifest = plan.manifest()
     work = out.with_name(out.name + ".partial")
-    remove_stale_temporaries(out)  # a killed assembly's copy
+    remove_stale_temporaries(out.parent, glob.escape(out.name))  # a killed assembly's copy
     if out.exists():
         with DatasetFile(out) as existing:
             old = {"domain": existing.domain,

@@ -42,7 +42,7 @@ def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:
 
     Each deletion is atomic, so a process killed here leaves a folder that still resumes (from
     ``last.pt``, which is never deleted) and is pruned by the next call. Temporaries left by
-    killed saves (``*.tmp-PID``) go too.
+    killed saves (``*.pt.tmp-PID``) go too.
     """
     folder = Path(folder)
     epochs = sorted((int(m.group(1)), p) for p in folder.glob("epoch-*.pt")
@@ -51,7 +51,7 @@ def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:
     for _, path in epochs[:max(0, len(epochs) - keep)]:
         path.unlink(missing_ok=True)
         removed.append(path)
-    return removed + remove_stale_temporaries(folder)
+    return removed + remove_stale_temporaries(folder, "*.pt")
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
