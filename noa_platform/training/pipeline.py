@@ -346,8 +346,8 @@ class Pipeline:
         if self.ranks.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             # What writes that a kill interrupted left (pictures, tokenizer files).
-            for folder in (self.run_dir, self.tokenizer_dir):
-                remove_stale_temporaries(folder)
+            remove_stale_temporaries(self.run_dir, "*.json", "*.png", "*.h5")
+            remove_stale_temporaries(self.tokenizer_dir, "*")
             atomic_write_json(self.run_dir / "config.json",
                               {"domain": self.domain.name, **self.config.model_dump(mode="json")})
         self.projector = None
