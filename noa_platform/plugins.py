@@ -247,9 +247,17 @@ class PluginRegistry:
         try:
             return self.domains[name]
         except KeyError:
-            known = ", ".join(sorted(self.domains)) or "none installed"
-            why = self._why_missing(("failed", "skipped"))
-            raise PluginError(f"unknown domain {name!r}; known: {known}{why}") from None
+            pass
+        # A plugin is often named after its domain: if that plugin is the one that failed or
+        # was skipped, say so rather than only listing it among the others.
+        for r in self.records:
+            if r.status != "loaded" and name in (r.name, r.distribution):
+                what = "failed to load" if r.status == "failed" else "was skipped"
+                raise PluginError(f"unknown domain {name!r}: plugin {r.name!r} {what}: "
+                                  f"{r.error}; see `noa plugins list`")
+        known = ", ".join(sorted(self.domains)) or "none installed"
+        why = self._why_missing(("failed", "skipped"))
+        raise PluginError(f"unknown domain {name!r}; known: {known}{why}")
 
     def _why_missing(self, statuses: tuple[str, ...] = ("failed",)) -> str:
         """The plugins that may hold a missing name: failed ones, and for a domain also those
