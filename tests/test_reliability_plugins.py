@@ -109,6 +109,22 @@ def test_the_kit_on_a_failed_plugins_domain_names_the_failed_plugins(plugins):
             "`noa plugins list`") in line
 
 
+def test_naming_a_domain_after_its_failed_or_skipped_plugin_gives_that_plugins_reason(
+        plugins, monkeypatch):
+    res = cli("plugins", "check", "e-wrong-api")
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        "error: unknown domain 'e-wrong-api': plugin 'e-wrong-api' failed to load: targets "
+        "plugin API 99, this platform provides 2; see `noa plugins list`")
+    monkeypatch.setenv("NOA_DISABLE_PLUGINS", "noa-fixture-good")  # by distribution name
+    get_registry.cache_clear()
+    res = cli("domains", "show", "noa-fixture-good")
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        "error: unknown domain 'noa-fixture-good': plugin 'a-good' was skipped: disabled by "
+        "NOA_DISABLE_PLUGINS; see `noa plugins list`")
+
+
 @pytest.mark.parametrize("env", [{"NOA_PLUGINS": ""},
                                  {"NOA_DISABLE_PLUGINS": "a-good,z-duplicate"}])
 def test_a_domain_hidden_by_the_selection_variables_says_so(plugins, monkeypatch, env, tmp_path):
