@@ -148,7 +148,8 @@ def check_domain(domain: Domain, *, select: Iterable[str] | None = None,
             result = CheckResult(check.name, "skip", f"not run: the solver hung in {hung}")
         else:
             result = check.run(domain, probe, timeout)
-            if result.status == "fail" and result.reason.startswith(TIMED_OUT):
+            if (check.runs_solver and result.status == "fail"
+                    and result.reason.startswith(TIMED_OUT)):
                 hung = check.name
         report.results.append(result)
         if on_result is not None:
