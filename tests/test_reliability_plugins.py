@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from plugin_fixtures import RUNTIME_FAULTS, write_distribution
 
+from noa_platform.api import Invariant
 from noa_platform.cli import main
 from noa_platform.plugins import get_registry
 from noa_platform.testing import ToyDomain, check_domain
@@ -195,6 +196,21 @@ def test_a_hanging_solver_fails_one_check_and_the_rest_are_not_run(plugins):
     assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert cli("domains", "show", "good-toy").exit_code == 0
+
+
+def test_a_hang_outside_the_solver_fails_its_check_only():
+    """An invariant that never returns fails `invariants_signature` on time; the solver did
+    not hang, so the solver checks after it still run."""
+    def forever(u, grid, theta):
+        while True:
+            time.sleep(0.01)
+
+    domain = ToyDomain("toy-hanging-invariant")
+    domain.invariants = {"mean": Invariant("mean", forever)}
+    report = check_domain(domain, select=["invariants_signature", "rollout_shape"], timeout=0.3)
+    assert report["invariants_signature"].status == "fail"
+    assert report["invariants_signature"].reason.startswith("timed out after 0.3s")
+    assert report["rollout_shape"].status == "pass"
 
 
 def test_an_unusable_timeout_is_a_usage_error(plugins):
