@@ -207,7 +207,7 @@ def test_generate_killed_at_random_moments_and_after_assembly(tmp_path, fixture_
     assert leftovers(out.parent) == []
 
 
-def test_features_killed_at_random_moments_and_after_the_file_is_replaced(
+def test_features_killed_at_random_moments_and_around_the_file_replacement(
         tmp_path, fixture_plugins):
     env = child_env(fixture_plugins)
     bare = generate(ToyDomain("good-toy"), GenerationConfig(
@@ -221,6 +221,10 @@ def test_features_killed_at_random_moments_and_after_the_file_is_replaced(
     for count, delay in random_points(2, 5):
         kill_when(["features", str(out), "--quiet"], env,
                   batches_done(out.parent / "d.h5.features.partial", count), delay)
+    # The rewritten file complete under its temporary name, about to replace the dataset.
+    kill_at(["features", str(out), "--quiet"], env, "os:replace", "before", match="d.h5.tmp-")
+    assert list(out.parent.glob("d.h5.tmp-*"))
+    # The dataset replaced, the work folder not yet removed.
     kill_at(["features", str(out), "--quiet"], env, "shutil:rmtree", "before",
             match=".features.partial")
     noa(["features", str(out), "--quiet"], env)
