@@ -17,12 +17,16 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) ->
     return value
 
 
+#: ``--timeout SECONDS``: the kit's limit per check (``noa plugins check``, ``list --check``).
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, callback=_seconds,
+    metavar="SECONDS", help="Fail a check that runs longer (default 120).")
+
+
 @click.command("check")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              callback=_seconds, metavar="SECONDS",
-              help="Fail a check that runs longer (default 120).")
+@timeout_option
 def check_plugin(name: str, as_json: bool, timeout: float | None) -> None:
     """Run the conformance kit on the installed domain NAME; exit 1 if a check fails."""
     from noa_platform.plugins import get_registry
