@@ -84,6 +84,24 @@ def test_plugins_list_shows_each_broken_plugin_with_its_reason(plugins):
     assert statuses["noa-platform"] == "loaded"
 
 
+def test_plugins_list_check_shows_the_solver_faults_under_their_plugin(plugins, monkeypatch):
+    """A plugin with faulty solvers loads; `plugins list --check` runs the kit on its domains
+    and names each one's first failing check under it. (At 1 s a check of the architecture
+    may time out too; the first failing check is the solver's.)"""
+    monkeypatch.setenv("NOA_PLUGINS", "s-solver-faults")
+    get_registry.cache_clear()
+    res = cli("plugins", "list", "--check", "--timeout", "1")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("s-solver-faults "))
+    assert lines[i].split()[1] == "loaded"
+    kit = [line.strip() for line in lines[i + 1:i + 4]]
+    assert kit[0].startswith("kit: nan-toy: does NOT conform: finite_over_horizon: non-finite")
+    assert kit[1].startswith("kit: shape-toy: does NOT conform: rollout_shape: rollout of 2 "
+                             "frames for 2 samples gave [2, 2, 16, 16]")
+    assert kit[2].startswith("kit: hang-toy: does NOT conform: rollout_shape: timed out after 1s")
+
+
 def test_the_host_keeps_working_beside_broken_plugins(plugins, tmp_path):
     res = cli("domains", "list")
     assert res.exit_code == 0, res.output
