@@ -181,7 +181,7 @@ def assert_same_h5(a: Path, b: Path) -> None:
         np.testing.assert_array_equal(ca[key], cb[key], err_msg=key)
 
 
-def test_generate_killed_at_random_moments_and_after_assembly(tmp_path, fixture_plugins):
+def test_generate_killed_at_random_moments_and_around_the_assembly(tmp_path, fixture_plugins):
     env = child_env(fixture_plugins)
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_TOML.replace("n_samples = 16", "n_samples = 48"))
