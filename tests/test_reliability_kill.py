@@ -1,10 +1,11 @@
 """SIGKILL at random moments and at phase boundaries: the same command, run again, completes
 with nothing lost or duplicated and the same result as an uninterrupted run.
 
-Every command runs as a real subprocess. A kill either comes at a time drawn from a seeded RNG
-(anywhere in the run, as a power cut would) or exactly at a phase boundary: ``KILL_AT`` wraps one
-function of the platform so that the process SIGKILLs itself before or after its n-th call, then
-runs the ``noa`` command. Registration alone is tried in ``tests/test_registry.py``
+Every command runs as a real subprocess, one thread, so that reruns are bitwise comparable. A
+kill comes either at a random point drawn from a seeded RNG (after a random number of finished
+batches plus a random delay, or after a random optimizer step or alignment method), or exactly
+at a phase boundary: ``KILL_AT`` wraps one function of the platform so that the process
+SIGKILLs itself before or after its n-th call, then runs the ``noa`` command. Registration alone is tried in ``tests/test_registry.py``
 (``test_sigkill_at_each_step_of_a_registration_leaves_no_half_row`` and the tests after it);
 here it is killed as the last stage of ``noa train``.
 """
