@@ -217,7 +217,8 @@ def check_outcome(argv: list[str], res) -> None:
     if res.exit_code == 1:
         if argv[:2] == ["plugins", "check"] and "does NOT conform" in res.stdout:
             return  # the kit's verdict, a table on stdout
-        lines = res.stderr.strip().splitlines()
+        # Lines as a terminal shows them: "\n" only (U+2028 in a user's string is not a break).
+        lines = res.stderr.strip().split("\n")
         assert lines and all(line.startswith("error: ") for line in lines), \
             (argv, res.stderr, res.stdout)
     if res.exit_code == 2:
@@ -251,6 +252,12 @@ REGRESSIONS = [
     ["train", "reaction-diffusion", "--config", "{binary}", "--nproc", "2"],
     # click's FloatRange lets NaN through.
     ["plugins", "check", "reaction-diffusion", "--timeout", "nan"],
+    # A user's string holding U+2028 or U+0085 was split by splitlines() into an error line
+    # and a line without "error:".
+    ["train", "no-such-domain\u2028second"],
+    ["data", "info", "no-such\x85file.h5"],
+    # An empty path is the current folder: h5py's page of diagnostics, cut mid-sentence.
+    ["data", "info", ""],
 ]
 
 

@@ -39,7 +39,9 @@ class NoaGroup(click.Group):
                 raise
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
-            for line in message.splitlines() or ["unknown error"]:
+            # split("\n"), not splitlines(): a user's string holding U+2028 or U+0085 stays on
+            # its line rather than becoming a line that does not start with "error:".
+            for line in message.split("\n") if message else ["unknown error"]:
                 click.echo(f"error: {line}", err=True)
             ctx.exit(1)
 

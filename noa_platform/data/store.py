@@ -78,6 +78,8 @@ class DatasetFile:
             partial = self.path.with_name(self.path.name + ".partial")
             hint = f" (an unfinished generation is in {partial})" if partial.exists() else ""
             raise DataError(f"{self.path}: no such dataset file{hint}")
+        if self.path.is_dir():  # h5py's wording for this is a page of HDF5 diagnostics
+            raise DataError(f"{self.path}: a folder, not a dataset file")
         try:
             self.h5 = h5py.File(self.path, "r")
         except OSError as exc:
