@@ -251,6 +251,27 @@ def first_difference(old: Any, new: Any, prefix: str = "", labels: tuple[str, st
     return None
 
 
+#: Settings that change what a run keeps on disk, not what it computes: a checkpoint or a
+#: finished run made with other values of these is the same training, so changing them between
+#: reruns (or running a folder written before one of them existed) is not "other settings".
+BOOKKEEPING_KEYS = (("training", "keep_checkpoints"), ("training", "save_every"))
+
+
+def run_difference(old: Any, new: Any, labels: tuple[str, str] = ("then", "now")) -> str | None:
+    """:func:`first_difference` of two run configs (JSON), over the settings that change the
+    run's result: :data:`BOOKKEEPING_KEYS` are left out."""
+    def without_bookkeeping(config: Any) -> Any:
+        if not isinstance(config, Mapping):
+            return config
+        config = {k: dict(v) if isinstance(v, Mapping) else v for k, v in config.items()}
+        for section, key in BOOKKEEPING_KEYS:
+            if isinstance(config.get(section), dict):
+                config[section].pop(key, None)
+        return config
+
+    return first_difference(without_bookkeeping(old), without_bookkeeping(new), labels=labels)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file, turning I/O and syntax errors into one-line :class:`ConfigError`."""
     p = Path(path)

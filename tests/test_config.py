@@ -57,3 +57,17 @@ def test_layers_in_order_and_errors_name_their_layer(tmp_path):
     with pytest.raises(ConfigError, match="merged config: generation.splits: Value error|"
                                           "splits: train"):
         resolve_config({"generation": {"splits": {"train": 0.5}}}, "p")
+
+
+def test_run_difference_ignores_what_a_run_keeps_on_disk():
+    from noa_platform.config import run_difference
+
+    old = {"training": {"lr": 1e-3, "keep_checkpoints": 2, "save_every": 100}, "seed": 0}
+    new = {"training": {"lr": 1e-3, "keep_checkpoints": 5, "save_every": 7}, "seed": 0}
+    assert run_difference(old, new) is None
+    # A config written before keep_checkpoints existed is the same run.
+    assert run_difference({"training": {"lr": 1e-3}, "seed": 0}, new) is None
+    assert run_difference(old, {**new, "seed": 1}) == "seed: 0 then, 1 now"
+    assert run_difference(old, {"training": {**new["training"], "lr": 0.5}, "seed": 0},
+                          labels=("in the checkpoint", "now")) == \
+        "training.lr: 0.001 in the checkpoint, 0.5 now"

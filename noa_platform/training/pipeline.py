@@ -34,7 +34,7 @@ import torch
 
 from noa_platform.api import Domain
 from noa_platform.atomic import atomic_path, atomic_write_json, remove_stale_temporaries
-from noa_platform.config import RunConfig, SettingError, first_difference
+from noa_platform.config import RunConfig, SettingError, run_difference
 from noa_platform.data.features import add_features, missing_families
 from noa_platform.data.generate import generate
 from noa_platform.data.store import DatasetFile, read_only
@@ -187,12 +187,12 @@ class Pipeline:
             raise NoaError(f"{path}: not a noa MNO checkpoint (its config or dataset "
                            "fingerprint is not what noa writes)")
         if final:
-            diff = first_difference(config, self.config.model_dump(mode="json"))
+            diff = run_difference(config, self.config.model_dump(mode="json"))
             if diff or (dataset_fingerprint and ckpt["dataset_fingerprint"] != dataset_fingerprint):
                 raise NoaError(f"{self.run_dir} holds an MNO trained with other settings "
                                f"({diff or 'another dataset'}); use another --run-dir")
             return
-        diff = first_difference(config, self.config.model_dump(mode="json"),
+        diff = run_difference(config, self.config.model_dump(mode="json"),
                                 labels=("in the checkpoint", "now"))
         if diff:
             raise NoaError(f"{path}: the checkpoint was trained with another config ({diff})")
@@ -291,7 +291,7 @@ class Pipeline:
         self.projector = trainer.projector
         if self.final_path.exists() and resume is None:
             final = load_checkpoint(self.final_path)
-            diff = first_difference(json.loads(final["config"]), trainer.config_json)
+            diff = run_difference(json.loads(final["config"]), trainer.config_json)
             if diff is None and final["dataset_fingerprint"] == ds.fingerprint:
                 self.log(f"MNO in {self.final_path} is up to date")
                 best = load_checkpoint(self.run_dir / "checkpoints" / "best.pt")

@@ -45,7 +45,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from noa_platform.atomic import atomic_write_text
-from noa_platform.config import RunConfig, first_difference
+from noa_platform.config import RunConfig, run_difference
 from noa_platform.errors import NoaError
 from noa_platform.evaluation.rollout_metrics import vrmse_per_step
 from noa_platform.models import LatentProjector
@@ -227,7 +227,7 @@ class Trainer:
     def check_compatible(self, ckpt: dict[str, Any], path: str | os.PathLike) -> None:
         """Refuse a checkpoint of another config, dataset or tokenizer, naming the difference."""
         old_cfg = json.loads(ckpt["config"])
-        diff = first_difference(old_cfg, self.config_json, labels=("in the checkpoint", "now"))
+        diff = run_difference(old_cfg, self.config_json, labels=("in the checkpoint", "now"))
         if diff:
             raise TrainingError(f"{path}: the checkpoint was trained with another config ({diff})")
         if ckpt["dataset_fingerprint"] != self.dataset_fingerprint:
