@@ -76,7 +76,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (truncated zip, pickle refused, ...)
-        raise NoaError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+        if "Weights only load failed" in str(exc):
+            why = ("it holds Python objects that only running code could rebuild; refused, "
+                   "nothing in it was run")
+        else:  # text, a truncated zip, another format: torch's errors say little more
+            why = f"not a PyTorch file, or a truncated one; {type(exc).__name__}"
+        raise NoaError(f"{path}: not a readable checkpoint ({why})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise NoaError(f"{path}: not a noa MNO checkpoint")
     if state.get("format_version") != FORMAT_VERSION:
