@@ -6,7 +6,9 @@ mechanism: an in-process plugin registered on a fresh registry that is handed to
 :class:`~noa_platform.training.pipeline.Pipeline`. Both models are then trained by the same
 ``Pipeline`` stage ``mno`` (same :class:`Trainer`, optimizer, schedule, windows, validation,
 early stopping, ``best.pt`` selection, seeds) from configs that differ only in
-``[mno.architecture]``, and both are evaluated on the test split, which nothing else reads.
+``[mno.architecture]``, and both are evaluated on the test split, which nothing else reads
+(``--split val`` evaluates on the validation split instead, for choosing settings: the keys
+then read ``val_vrmse``).
 
 The FNO sees what every architecture sees (fields normalized by the
 :class:`~noa_platform.models.operator.NeuralOperator`) and predicts the increment as the
@@ -238,7 +240,7 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                   config_file: str | None = None, work_dir: str | os.PathLike,
                   out: str | os.PathLike | None = None, fno_modes: int | None = None,
                   fno_layers: int = 4, fno_hidden: int | None = None, device: str = "cpu",
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+                  split: str = "test", log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train and test the U-AFNO and the FNO for every seed; see the module docstring."""
     from noa_platform.config import domain_config
     from noa_platform.data.store import DatasetFile
@@ -316,7 +318,7 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                      "architectures": {UAFNO_KEY: uafno_arch, FNO_KEY: fno_arch},
                      "note": "same Pipeline stage mno for both; configs differ only in "
                              "[mno.architecture]"},
-        "parameters": parameters, "seeds": list(seeds), "report_steps": [],
+        "parameters": parameters, "seeds": list(seeds), "split": split, "report_steps": [],
         "runs": [], "baselines": {}, "summary": {}, "curves": {},
     }
 
@@ -341,7 +343,7 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                              if tr.lambda_commit > 0 or tr.lambda_latent > 0 else None)
                 operator = pipe.train_mno(ds, tokenizer, None)
                 seconds = time.perf_counter() - start
-                test = SplitData.load(ds, "test", dom.conditioning)
+                test = SplitData.load(ds, split, dom.conditioning)
                 pred, true = test_rollouts(operator, test, pipe.device)
             test_true = true
             summary = json.loads((run_dir / "mno.json").read_text())
@@ -350,9 +352,9 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                 "model": key, "seed": seed, "run_dir": str(run_dir),
                 "steps": summary["steps"], "epochs": summary["epochs"],
                 "best_val_vrmse": summary["best_val_vrmse"], "stopped": summary["stopped"],
-                "seconds": seconds, "test_vrmse": _curve(vrmse)})
+                "seconds": seconds, f"{split}_vrmse": _curve(vrmse)})
             log(f"{key} seed {seed}: {summary['steps']} steps, {summary['epochs']} epochs, "
-                f"{seconds:.0f} s; test VRMSE step 1 {float(vrmse[1]):.4f}")
+                f"{seconds:.0f} s; {split} VRMSE step 1 {float(vrmse[1]):.4f}")
             save()
 
     assert test_true is not None
@@ -363,7 +365,7 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
     spatial_mean = _curve(vrmse_per_step(spatial_mean_forecast(test_true), test_true))
     result["baselines"] = {"persistence": persistence, "spatial_mean": spatial_mean}
     for key in (UAFNO_KEY, FNO_KEY):
-        curves = [r["test_vrmse"] for r in result["runs"] if r["model"] == key]
+        curves = [r[f"{split}_vrmse"] for r in result["runs"] if r["model"] == key]
         per_step = [_mean_std([c[t] for c in curves]) for t in range(T + 1)]
         result["curves"][key] = {"mean": [p["mean"] for p in per_step],
                                  "std": [p["std"] for p in per_step]}
@@ -382,7 +384,7 @@ def table(result: dict[str, Any]) -> str:
     names = {UAFNO_KEY: f"U-AFNO ({p[UAFNO_KEY]['real_scalars']:,} params)",
              FNO_KEY: f"FNO ({p[FNO_KEY]['real_scalars']:,} params)",
              "persistence": "persistence", "spatial_mean": "spatial mean"}
-    lines = ["| test VRMSE | " + " | ".join(f"step {t}" for t in steps) + " |",
+    lines = [f"| {result.get('split', 'test')} VRMSE | " + " | ".join(f"step {t}" for t in steps) + " |",
              "| --- |" + " --- |" * len(steps)]
     for key, label in names.items():
         cells = []
@@ -415,6 +417,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="FNO hidden_channels (default: the width matching the U-AFNO's "
                          "parameter count)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="split the models are evaluated on (val: for choosing settings)")
     return ap.parse_args(argv)
 
 
@@ -435,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         domain=args.domain, preset=args.preset, dataset=args.dataset, seeds=seeds,
         epochs=args.epochs, config_file=args.config, work_dir=work, out=out,
         fno_modes=args.fno_modes, fno_layers=args.fno_layers, fno_hidden=args.fno_hidden,
-        device=args.device, log=lambda m: print(m, file=sys.stderr, flush=True))
+        device=args.device, split=args.split, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(table(result))
     print(f"JSON: {out}")
     return 0

@@ -31,6 +31,7 @@ from noa_platform.atomic import (
 )
 from noa_platform.data.partial import batch_path, contiguous_batches, done_mask, read_batch
 from noa_platform.data.store import DatasetFile, read_only
+from noa_platform.data.work_lock import empty_folder, sole_writer
 from noa_platform.errors import DataError
 
 if TYPE_CHECKING:
@@ -75,10 +76,20 @@ def add_features(path: str | Path, *, progress: bool = True,
     # same name, or by a run computing other families, is not resumed.
     identity = json.dumps({"fingerprint": fingerprint, "families": names,
                            "versions": features.versions})
-    if work.exists() and (not stamp.exists() or stamp.read_text() != identity):
-        shutil.rmtree(work)
     work.mkdir(exist_ok=True)
-    atomic_write_text(stamp, identity)
+    with sole_writer(work, f"adding features to {path}"):
+        if not stamp.exists() or stamp.read_text() != identity:
+            empty_folder(work)
+        atomic_write_text(stamp, identity)
+        _compute(path, work, features, n, progress, log)
+    log(f"{path}: added features {', '.join(names)}")
+    return True
+
+
+def _compute(path: Path, work: Path, features: FeatureSet, n: int, progress: bool,
+             log: Callable[[str], None]) -> None:
+    """The batches still missing from ``work``, then the file with them, then no ``work``."""
+    names = features.names
     done = done_mask(work, n)
     todo = np.flatnonzero(~done)
     if done.any():
@@ -97,8 +108,6 @@ def add_features(path: str | Path, *, progress: bool = True,
         shutil.copyfile(path, tmp)
         _store(tmp, work, names, features.versions, n)
     shutil.rmtree(work)
-    log(f"{path}: added features {', '.join(names)}")
-    return True
 
 
 def missing_families(path: str | Path, features: FeatureSet) -> list[str]:

@@ -43,6 +43,7 @@ from noa_platform.data.sampling import choose_families, sample_seeds, sobol_unit
 from noa_platform.data.shards import Shard, local_splits
 from noa_platform.data.simulate import simulate
 from noa_platform.data.store import DatasetFile, write_dataset
+from noa_platform.data.work_lock import sole_writer
 from noa_platform.errors import DataError, ParameterError, SolverError
 
 if TYPE_CHECKING:
@@ -196,6 +197,17 @@ def generate(
         log(f"{out} is already complete")
         return out
 
+    work.mkdir(parents=True, exist_ok=True)
+    with sole_writer(work, f"generating {out}"):
+        _run(plan, manifest, work, out, domain, config, device, progress, log, features, shard)
+    return out
+
+
+def _run(plan: Plan, manifest: dict[str, Any], work: Path, out: Path, domain: Domain,
+         config: GenerationConfig, device: str, progress: bool, log: Callable[[str], None],
+         features: FeatureSet | None, shard: Shard | None) -> None:
+    """Generation proper, in ``work`` (held by this process): the missing batches, then the
+    assembled file, then no ``work``."""
     manifest_path = work / "manifest.json"
     if manifest_path.exists():
         diff = first_difference(read_manifest(manifest_path), manifest)
@@ -203,7 +215,6 @@ def generate(
             raise DataError(f"{work} holds an unfinished generation with other settings "
                             f"({diff}); rerun with those settings or delete it")
     else:
-        work.mkdir(parents=True, exist_ok=True)
         atomic_write_json(manifest_path, manifest)
 
     feature_fn: FeatureSet | None = None
@@ -234,7 +245,6 @@ def generate(
     versions = feature_fn.versions if feature_fn is not None else {}
     _assemble(plan, work, out, names, versions)
     shutil.rmtree(work)
-    return out
 
 
 def aligned_batches(todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
