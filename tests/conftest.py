@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from plugin_fixtures import write_fixtures  # noqa: E402
+from plugin_fixtures import write_fixtures
 
 
 @pytest.fixture
@@ -21,6 +21,20 @@ def fixture_plugins(tmp_path, monkeypatch):
     for name in list(sys.modules):
         if name.startswith("noa_fixture_"):
             del sys.modules[name]
+
+
+@pytest.fixture
+def cli(fixture_plugins, monkeypatch):
+    """``noa ...`` in-process, with only the fixture plugin that provides ``good-toy``."""
+    from click.testing import CliRunner
+
+    from noa_platform.cli import main
+    from noa_platform.plugins import get_registry
+
+    monkeypatch.setenv("NOA_PLUGINS", "a-good")
+    get_registry.cache_clear()
+    yield lambda *args: CliRunner().invoke(main, [str(a) for a in args])
+    get_registry.cache_clear()
 
 
 @pytest.fixture(autouse=True)

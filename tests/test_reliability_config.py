@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -18,11 +17,9 @@ from test_shards import one_line_error
 
 import noa_platform.data.generate as generate_module
 import noa_platform.training.pipeline as pipeline_module
-from noa_platform.cli import main
 from noa_platform.config import RunConfig
 from noa_platform.errors import NoaError
 from noa_platform.models.architectures import U_AFNO_KEYS
-from noa_platform.plugins import get_registry
 from noa_platform.tokenizer import TokenizerConfig
 
 DOMAIN = "good-toy"
@@ -88,14 +85,6 @@ def documents(draw) -> str:
             lines.append(f"[{'.'.join(table)}]")
         lines += [f"{k} = {v}" for k, v in items.items()]
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def cli(fixture_plugins, monkeypatch):
-    monkeypatch.setenv("NOA_PLUGINS", "a-good")
-    get_registry.cache_clear()
-    yield lambda *args: CliRunner().invoke(main, [str(a) for a in args])
-    get_registry.cache_clear()
 
 
 @pytest.fixture

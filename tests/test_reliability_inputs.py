@@ -17,7 +17,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from test_shards import one_line_error, quiet
 from test_tokenizer import synthetic_features
 from test_training import TINY
@@ -26,7 +25,6 @@ import noa_platform.data.features as features_module
 import noa_platform.data.generate as generate_module
 import noa_platform.data.merge as merge_module
 import noa_platform.training.pipeline as pipeline_module
-from noa_platform.cli import main
 from noa_platform.config import GenerationConfig, domain_config
 from noa_platform.data.generate import generate
 from noa_platform.data.shards import Shard
@@ -68,15 +66,6 @@ def crafted_pickle(path: Path, marker: Path) -> Path:
     torch.save({"format": "noa-mno-checkpoint", "format_version": 1, "model": Evil(marker)},
                path)
     return path
-
-
-@pytest.fixture
-def cli(fixture_plugins, monkeypatch):
-    """``noa ...`` in-process with the fixture plugin providing good-toy."""
-    monkeypatch.setenv("NOA_PLUGINS", "a-good")
-    get_registry.cache_clear()
-    yield lambda *args: CliRunner().invoke(main, [str(a) for a in args])
-    get_registry.cache_clear()
 
 
 @pytest.fixture
