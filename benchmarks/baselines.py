@@ -8,7 +8,10 @@ mechanism: an in-process plugin registered on a fresh registry that is handed to
 early stopping, ``best.pt`` selection, seeds) from configs that differ only in
 ``[mno.architecture]``, and both are evaluated on the test split, which nothing else reads
 (``--split val`` evaluates on the validation split instead, for choosing settings: the keys
-then read ``val_vrmse``).
+then read ``val_vrmse``). ``--eval-dataset FILE`` evaluates on another dataset of the domain
+(another ``--seed`` of the same preset: trajectories and θ no model was trained or selected on),
+on its ``--split``, where ``all`` takes every sample: 256 held-out samples rather than the
+test split's 25.
 
 The FNO sees what every architecture sees (fields normalized by the
 :class:`~noa_platform.models.operator.NeuralOperator`) and predicts the increment as the
@@ -193,6 +196,17 @@ def test_rollouts(operator: nn.Module, test: Any, device: torch.device, batch: i
     return torch.cat(preds), torch.cat(trues)
 
 
+def evaluation_split(ds: Any, split: str, dom: Any) -> Any:
+    """The samples of ``ds`` the models are evaluated on: a stored split, or all of them."""
+    from noa_platform.training.data import SplitData
+
+    if split != "all":
+        return SplitData.load(ds, split, dom.conditioning)
+    indices = np.arange(len(ds))
+    theta = torch.from_numpy(np.asarray(dom.conditioning(ds.params("value")), dtype=np.float32))
+    return SplitData(ds, indices, theta, ds.shape[1] - 1)
+
+
 def spatial_mean_forecast(true: torch.Tensor) -> torch.Tensor:
     """Each field's own spatial mean at every step (an oracle; VRMSE 1 by definition)."""
     return true.mean(dim=(-2, -1), keepdim=True).expand_as(true)
@@ -240,13 +254,13 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                   config_file: str | None = None, work_dir: str | os.PathLike,
                   out: str | os.PathLike | None = None, fno_modes: int | None = None,
                   fno_layers: int = 4, fno_hidden: int | None = None, device: str = "cpu",
-                  split: str = "test", log: Callable[[str], None] = print) -> dict[str, Any]:
+                  split: str = "test", eval_dataset: str | None = None,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train and test the U-AFNO and the FNO for every seed; see the module docstring."""
     from noa_platform.config import domain_config
     from noa_platform.data.store import DatasetFile
     from noa_platform.evaluation.rollout_metrics import persistence_baseline, vrmse_per_step
     from noa_platform.models import build_domain_architecture, count_parameters
-    from noa_platform.training.data import SplitData
     from noa_platform.training.pipeline import Pipeline
 
     registry = registry_with_fno()
@@ -274,6 +288,12 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                   progress=False, log=quiet_log("dataset")).prepare_dataset():
         pass
 
+    if eval_dataset is not None:
+        with DatasetFile(eval_dataset) as eds, DatasetFile(data_path) as ds:
+            if eds.domain != ds.domain or eds.shape[1:] != ds.shape[1:]:
+                raise SystemExit(f"{eval_dataset}: a {eds.domain} dataset of shape "
+                                 f"{list(eds.shape)}; the models need {ds.domain} "
+                                 f"{list(ds.shape[1:])} per sample")
     with DatasetFile(data_path) as ds:
         shape = tuple(ds.shape)
         n_split = {s: len(ds.split(s)) for s in ("train", "val", "test")}
@@ -318,7 +338,8 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                      "architectures": {UAFNO_KEY: uafno_arch, FNO_KEY: fno_arch},
                      "note": "same Pipeline stage mno for both; configs differ only in "
                              "[mno.architecture]"},
-        "parameters": parameters, "seeds": list(seeds), "split": split, "report_steps": [],
+        "parameters": parameters, "seeds": list(seeds), "split": split,
+        "eval_dataset": eval_dataset, "report_steps": [],
         "runs": [], "baselines": {}, "summary": {}, "curves": {},
     }
 
@@ -343,8 +364,13 @@ def run_benchmark(*, domain: str, preset: str = "quick", dataset: str | None = N
                              if tr.lambda_commit > 0 or tr.lambda_latent > 0 else None)
                 operator = pipe.train_mno(ds, tokenizer, None)
                 seconds = time.perf_counter() - start
-                test = SplitData.load(ds, split, dom.conditioning)
-                pred, true = test_rollouts(operator, test, pipe.device)
+                if eval_dataset is None:
+                    pred, true = test_rollouts(operator, evaluation_split(ds, split, dom),
+                                               pipe.device)
+            if eval_dataset is not None:
+                with DatasetFile(eval_dataset) as eds:
+                    pred, true = test_rollouts(operator, evaluation_split(eds, split, dom),
+                                               pipe.device)
             test_true = true
             summary = json.loads((run_dir / "mno.json").read_text())
             vrmse = vrmse_per_step(pred, true)
@@ -417,8 +443,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="FNO hidden_channels (default: the width matching the U-AFNO's "
                          "parameter count)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--split", choices=["test", "val"], default="test",
-                    help="split the models are evaluated on (val: for choosing settings)")
+    ap.add_argument("--split", choices=["test", "val", "all"], default="test",
+                    help="split the models are evaluated on (val: for choosing settings; "
+                         "all: every sample, only with --eval-dataset)")
+    ap.add_argument("--eval-dataset", help="evaluate on this dataset of the domain (another "
+                                           "seed: held out) instead of the training one")
     return ap.parse_args(argv)
 
 
@@ -432,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.out).write_text(text + "\n")
         print(text)
         return 0
+    if args.split == "all" and not args.eval_dataset:
+        raise SystemExit("--split all evaluates on every sample of --eval-dataset; the "
+                         "training dataset's samples include the training split")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     out = Path(args.out)
     work = Path(args.work_dir) if args.work_dir else out.with_name(out.stem + "-runs")
@@ -439,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         domain=args.domain, preset=args.preset, dataset=args.dataset, seeds=seeds,
         epochs=args.epochs, config_file=args.config, work_dir=work, out=out,
         fno_modes=args.fno_modes, fno_layers=args.fno_layers, fno_hidden=args.fno_hidden,
-        device=args.device, split=args.split, log=lambda m: print(m, file=sys.stderr, flush=True))
+        device=args.device, split=args.split, eval_dataset=args.eval_dataset, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(table(result))
     print(f"JSON: {out}")
     return 0
