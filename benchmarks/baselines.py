@@ -453,6 +453,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.split == "all" and not args.eval_dataset:
+        raise SystemExit("--split all evaluates on every sample of --eval-dataset; the "
+                         "training dataset's samples include the training split")
     reason = neuralop_missing()
     if reason is not None:
         result = skipped(reason)
@@ -461,9 +464,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.out).write_text(text + "\n")
         print(text)
         return 0
-    if args.split == "all" and not args.eval_dataset:
-        raise SystemExit("--split all evaluates on every sample of --eval-dataset; the "
-                         "training dataset's samples include the training split")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     out = Path(args.out)
     work = Path(args.work_dir) if args.work_dir else out.with_name(out.stem + "-runs")

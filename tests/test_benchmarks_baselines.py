@@ -94,3 +94,28 @@ def test_fno_wrapper_conditions_on_theta_and_returns_a_latent():
     assert out.shape == z.shape and latent.shape == (4, model.latent_channels, 16, 16)
     assert torch.allclose(out, model(z, theta))
     assert not torch.allclose(model(z, theta), model(z, theta + 1))  # θ reaches the output
+
+
+def test_models_are_evaluated_on_a_stored_split_or_every_sample_of_another_dataset(tmp_path):
+    from noa_platform.config import GenerationConfig
+    from noa_platform.data.generate import generate
+    from noa_platform.data.store import DatasetFile
+    from noa_platform.testing.toy_domain import ToyDomain
+
+    baselines, dom = _load(), ToyDomain()
+    cfg = GenerationConfig(n_samples=10, n_frames=3, resolution=16, batch_size=5, seed=1,
+                           features=False)
+    path = generate(dom, cfg, tmp_path / "held-out.h5", progress=False, log=lambda m: None)
+    with DatasetFile(path) as ds:
+        every = baselines.evaluation_split(ds, "all", dom)
+        assert list(every.indices) == list(range(10)) and every.n_frames == 3
+        assert every.trajectories(list(range(10))).numpy().tobytes() == \
+            ds.trajectories().tobytes()
+        expected = dom.conditioning(ds.params("value"))
+        assert every.theta.numpy().tolist() == expected.astype("float32").tolist()
+        test = baselines.evaluation_split(ds, "test", dom)
+        assert list(test.indices) == list(ds.split("test"))
+    # "all" of the training dataset would include the training split: refused.
+    with pytest.raises(SystemExit, match="--split all evaluates on every sample of "
+                                         "--eval-dataset"):
+        baselines.main(["--domain", TOY, "--split", "all", "--out", str(tmp_path / "r.json")])
