@@ -11,44 +11,32 @@ missing (Windows) there is no lock, and one process per output is the user's to 
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from noa_platform.errors import DataError
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+from noa_platform.file_lock import file_lock
 
 
 @contextlib.contextmanager
 def sole_writer(folder: Path, doing: str) -> Iterator[None]:
     """Hold ``folder`` (which must exist) exclusively for the block; raise a one-line
     :class:`DataError` when another process holds it (``doing`` says what it does)."""
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
+    held = False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            raise DataError(f"{folder}: another process is already {doing}; wait for it to "
-                            "finish (the same command then finds the work done)") from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock, also when the folder was removed meanwhile
+        with file_lock(folder, exclusive=True, wait=False):
+            held = True
+            yield
+    except BlockingIOError:
+        if held:  # raised by the work inside, not by the lock
+            raise
+        raise DataError(f"{folder}: another process is already {doing}; wait for it to "
+                        "finish (the same command then finds the work done)") from None
 
 
 def empty_folder(folder: Path) -> None:
     """Delete what ``folder`` holds, keeping the folder (and so a lock held on it)."""
-    import shutil
-
     for entry in folder.iterdir():
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from noa_platform.errors import NoaError
+from noa_platform.file_lock import file_lock
 from noa_platform.registry.entry import ID_HEX, KINDS, RegistryEntry, artifact_id, jsonable
-from noa_platform.registry.lock import file_lock
 from noa_platform.registry.objects import ObjectStore, sha256_of, source_files
 from noa_platform.registry.schema import connect
 
@@ -137,6 +137,10 @@ class Registry:
         files = source_files(source)
         is_dir = isinstance(source, Mapping) or Path(source).is_dir()
         art_name = name or (kind if isinstance(source, Mapping) else Path(source).name)
+        # Objects are copied before the index's write lock is taken (copying a large dataset
+        # inside it would stall every other writer), so for a while they are referenced by no
+        # row: the registry's lock file, held shared, keeps `gc` (exclusive) from deleting
+        # them meanwhile.
         with file_lock(self.lock_path, exclusive=False):
             manifest = {}
             for rel, path in files.items():
