@@ -124,7 +124,9 @@ class Pipeline:
             generate(self.domain, self.config.generation, self.dataset_path,
                      device=str(self.device), progress=self.progress, log=self.log,
                      features=self.feature_set)
-            self.check_dataset()  # one that existed was checked by check_inputs
+            # Not checked again: generated here, it is this domain's, whole, and finite
+            # (generation refuses non-finite solver output); one that existed was checked by
+            # check_inputs.
         add_features(self.dataset_path, progress=self.progress, log=self.log,
                      features=self.feature_set)
 
