@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from noa_platform.atomic import atomic_path, remove_stale_temporaries
+from noa_platform.config import run_difference
 from noa_platform.errors import NoaError
 
 FORMAT = "noa-mno-checkpoint"
@@ -52,6 +53,20 @@ def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed + remove_stale_temporaries(folder, "*.pt")
+
+
+def resume_mismatch(config_then: Any, config_now: Any, fingerprint_then: str,
+                    fingerprint_now: str | None) -> str | None:
+    """Why a checkpoint of run config ``config_then`` (JSON) trained on the dataset
+    ``fingerprint_then`` cannot be resumed by this run, for a message; None when it can
+    (``fingerprint_now`` None: the dataset is not known yet)."""
+    diff = run_difference(config_then, config_now, labels=("in the checkpoint", "now"))
+    if diff:
+        return f"the checkpoint was trained with another config ({diff})"
+    if fingerprint_now and fingerprint_then != fingerprint_now:
+        return (f"the checkpoint was trained on another dataset (fingerprint "
+                f"{fingerprint_then[:12]}, this one is {fingerprint_now[:12]})")
+    return None
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

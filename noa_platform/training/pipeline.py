@@ -44,7 +44,7 @@ from noa_platform.models import build_domain_architecture, count_parameters
 from noa_platform.models.operator import NeuralOperator
 from noa_platform.plugins import PluginRegistry, get_registry
 from noa_platform.registry.objects import sha256_of
-from noa_platform.training.checkpoint import load_checkpoint, save_checkpoint
+from noa_platform.training.checkpoint import load_checkpoint, resume_mismatch, save_checkpoint
 from noa_platform.training.data import SplitData
 from noa_platform.training.distributed import join
 from noa_platform.training.trainer import Trainer
@@ -194,14 +194,10 @@ class Pipeline:
                 raise NoaError(f"{self.run_dir} holds an MNO trained with other settings "
                                f"({diff or 'another dataset'}); use another --run-dir")
             return
-        diff = run_difference(config, self.config.model_dump(mode="json"),
-                                labels=("in the checkpoint", "now"))
-        if diff:
-            raise NoaError(f"{path}: the checkpoint was trained with another config ({diff})")
-        if dataset_fingerprint and ckpt["dataset_fingerprint"] != dataset_fingerprint:
-            raise NoaError(f"{path}: the checkpoint was trained on another dataset (fingerprint "
-                           f"{ckpt['dataset_fingerprint'][:12]}, this one is "
-                           f"{dataset_fingerprint[:12]})")
+        why = resume_mismatch(config, self.config.model_dump(mode="json"),
+                              ckpt["dataset_fingerprint"], dataset_fingerprint)
+        if why:
+            raise NoaError(f"{path}: {why}")
 
     def _features(self, ds: DatasetFile, split: str | None) -> tuple[
             dict[str, torch.Tensor], dict[str, tuple[str, ...]]]:

@@ -45,7 +45,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from noa_platform.atomic import atomic_write_text
-from noa_platform.config import RunConfig, run_difference
+from noa_platform.config import RunConfig
 from noa_platform.errors import NoaError
 from noa_platform.evaluation.rollout_metrics import vrmse_per_step
 from noa_platform.models import LatentProjector
@@ -55,6 +55,7 @@ from noa_platform.training.checkpoint import (
     epoch_checkpoint_name,
     load_checkpoint,
     prune_checkpoints,
+    resume_mismatch,
     save_checkpoint,
 )
 from noa_platform.training.data import SplitData, batch_generator, epoch_order
@@ -226,14 +227,10 @@ class Trainer:
 
     def check_compatible(self, ckpt: dict[str, Any], path: str | os.PathLike) -> None:
         """Refuse a checkpoint of another config, dataset or tokenizer, naming the difference."""
-        old_cfg = json.loads(ckpt["config"])
-        diff = run_difference(old_cfg, self.config_json, labels=("in the checkpoint", "now"))
-        if diff:
-            raise TrainingError(f"{path}: the checkpoint was trained with another config ({diff})")
-        if ckpt["dataset_fingerprint"] != self.dataset_fingerprint:
-            raise TrainingError(
-                f"{path}: the checkpoint was trained on another dataset (fingerprint "
-                f"{ckpt['dataset_fingerprint'][:12]}, this one is {self.dataset_fingerprint[:12]})")
+        why = resume_mismatch(json.loads(ckpt["config"]), self.config_json,
+                              ckpt["dataset_fingerprint"], self.dataset_fingerprint)
+        if why:
+            raise TrainingError(f"{path}: {why}")
         if ckpt["tokenizer_fingerprint"] != self.tokenizer_fingerprint:
             raise TrainingError(f"{path}: the checkpoint was trained with another tokenizer")
 
