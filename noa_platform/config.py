@@ -192,7 +192,7 @@ class TrainingConfig(StrictModel):
         "the newest N epoch-NNNN.pt (0: none)")
     seed: int = Field(0, ge=0)
     validation_samples: int | None = Field(
-        None, ge=1, description="test samples used by post-training validation (default: all)")
+        None, ge=1, description="samples of the report's split (test, or val with --report-split) used by post-training validation (default: all)")
 
 
 class RunConfig(StrictModel):

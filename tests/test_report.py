@@ -39,6 +39,10 @@ def populate(reg, tmp_path, *, transfer: bool):
                     config={}, metrics={"vrmse_step1": v, "vrmse_final": 2 * v,
                                         "verdict": "pass"}, parents=[tok])
         ids[domain] = tok
+    # A report on the val split (`noa train --report-split val`) is for choosing settings
+    # and stays out of the final table.
+    reg.add("evaluation", domain="alpha", source=artifact("ev-alpha-val", {}), config={},
+            metrics={"vrmse_step1": 0.9, "verdict": "poor", "split": "val"}, parents=[ids["alpha"]])
     ids["ab"] = reg.add("alignment", domain="alpha->beta", source=artifact("al1", {}), config={},
                         metrics=alignment_metrics(0.777, 0.456),
                         parents=[ids["alpha"], ids["beta"]])
@@ -64,7 +68,8 @@ def test_report_reads_every_number_from_the_registry(tmp_path):
     res = CliRunner().invoke(main, ["report", "--out", str(out), "--registry", str(reg_dir)])
     assert res.exit_code == 0, res.output
     text = (out / "report.md").read_text()
-    # Per-domain: two evaluations of alpha as mean ± sample std (0.33 ± 0.028), beta's one.
+    # Per-domain: alpha's two test evaluations as mean ± sample std (0.33 ± 0.028; its val
+    # report left out), beta's one.
     assert "0.33 ± 0.028 (n 2)" in text and "| 0.52 |" in text
     assert ids["alpha"] in text and "0.0421" in text
     # Alignment: the registered values with their nulls and ids; B->A filled from A->B.

@@ -119,6 +119,26 @@ def test_resume_refuses_another_config_or_dataset(tmp_path):
         pipeline(tmp_path / "c", other, epochs=1).run(stage="mno", resume=ckpt)
 
 
+@pytest.mark.slow
+def test_the_report_reads_the_val_split_when_asked(tmp_path):
+    from noa_platform.data.store import DatasetFile
+
+    data, logs = tmp_path / "data.h5", []
+    cfg = resolve_config(overrides={**TINY, "training": {**TINY["training"], "epochs": 1}})
+    run = tmp_path / "run"
+    path = Pipeline(ToyDomain(), cfg, run, dataset=data, device="cpu", progress=False,
+                    log=logs.append, report_split="val").run()
+    with DatasetFile(data) as ds:
+        sizes = {s: len(ds.split(s)) for s in ("val", "test")}
+    assert sizes["val"] != sizes["test"]  # so the sample count tells the splits apart
+    report = json.loads(path.read_text())
+    assert (report["split"], report["samples"]) == ("val", sizes["val"])
+    assert f"validation on {sizes['val']} val samples" in logs[-1]
+    # The same run folder reports on the test split by default, reusing the trained MNO.
+    report = json.loads(pipeline(run, data, epochs=1).run().read_text())
+    assert (report["split"], report["samples"]) == ("test", sizes["test"])
+
+
 def test_checkpoints_load_without_pickle_and_refuse_garbage(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", {"model": {"w": torch.ones(2)}, "step": 3})
     assert load_checkpoint(path)["step"] == 3

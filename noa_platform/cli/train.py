@@ -43,6 +43,10 @@ from noa_platform.cli.app import main
               help="Registry to record the results in (default: $NOA_REGISTRY, else "
                    "./registry).")
 @click.option("--no-register", is_flag=True, help="Do not record the results in a registry.")
+@click.option("--report-split", type=click.Choice(["test", "val"]), default="test",
+              show_default=True,
+              help="Split the post-training report reads: val while choosing settings, so the "
+                   "test split is read once, for the final table.")
 @click.option("--nproc", type=click.IntRange(min=1),
               help="Train data-parallel with N processes: runs this command under torchrun "
                    "(gloo on CPU, NCCL and one GPU per process with --device cuda).")
@@ -50,7 +54,7 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
           resume: Path | None, device: str, run_dir: Path | None, epochs: int | None,
           seed: int | None, bptt_window: int | None, lambda_commit: float | None,
           lambda_latent: float | None, quiet: bool, registry_dir: Path | None,
-          no_register: bool, nproc: int | None) -> None:
+          no_register: bool, report_split: str, nproc: int | None) -> None:
     """Train DOMAIN: CNO data, features, tokenizer, MNO, post-training validation.
 
     Each stage reuses what a previous run with the same settings left in RUN_DIR, so the
@@ -76,7 +80,8 @@ def train(domain: str, preset: str, config_file: Path | None, dataset: Path | No
     run_dir = run_dir or Path("runs") / f"{domain}-{preset}"
     try:
         pipeline = Pipeline(d, cfg, run_dir, dataset=dataset, device=device,
-                            progress=not quiet, log=lambda m: click.echo(m, err=True))
+                            progress=not quiet, log=lambda m: click.echo(m, err=True),
+                            report_split=report_split)
     except SettingError as exc:  # name the file (or preset) that set the refused key
         where = setting_source(exc.key, d, preset, config_file,
                                {"training": overrides} if overrides else None)

@@ -54,6 +54,8 @@ from noa_platform.models import count_parameters
 from noa_platform.models.operator import NeuralOperator
 from noa_platform.models.rollout import rollout
 
+#: Splits a report may read: ``test`` for the final table, ``val`` for choosing settings.
+REPORT_SPLITS = ("test", "val")
 LATENT_STEPS = 8  # rollout steps at which projected bottleneck latents are compared
 #: The baselines that are forecasts of the fields (the constant latent is not one).
 FORECAST_BASELINES = ("persistence", "spatial-mean", "shuffled")
@@ -111,15 +113,19 @@ def _groups(domain: Domain, values: np.ndarray) -> dict[str, dict[str, np.ndarra
 def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: DatasetFile,
                  run_dir: str | os.PathLike, config: RunConfig, *, projector: Any = None,
                  device: torch.device | str = "cpu", log: Callable[[str], None] = print,
-                 batch_size: int = 16) -> Path:
-    """Validate ``operator`` on the test split of ``ds``; returns the path of ``report.json``."""
+                 batch_size: int = 16, split: str = "test") -> Path:
+    """Validate ``operator`` on ``split`` of ``ds`` (the test split; ``"val"`` when choosing
+    settings, so that the test split is read once, for the final table); returns the path of
+    ``report.json``."""
     from noa_platform.features.selection import run_feature_set
     from noa_platform.tokenizer import report as tokenizer_report
 
     # The run's configured families: those the tokenizer was fitted on.
     extract_features = run_feature_set(config)
     run_dir = Path(run_dir)
-    idx = ds.split("test")
+    if split not in REPORT_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(REPORT_SPLITS)}, got {split!r}")
+    idx = ds.split(split)
     if config.training.validation_samples:
         idx = idx[:config.training.validation_samples]
     true = torch.from_numpy(ds.trajectories(idx))
@@ -233,7 +239,7 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
     report = {
         "domain": domain.name, "domain_version": domain.version,
         "dataset": str(ds.path), "dataset_fingerprint": ds.fingerprint,
-        "test_samples": len(idx), "horizon": T, "quarter_step": quarter,
+        "split": split, "samples": len(idx), "horizon": T, "quarter_step": quarter,
         "mno": {**mno_info, "parameters": count_parameters(operator.architecture)},
         "summary": summary, "baselines": baselines, "verdicts": judged,
         "curves": {
@@ -263,13 +269,13 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
     }
     path = run_dir / "report.json"
     atomic_write_json(path, report, default=float)
-    log(_headline(summary, baselines, judged, quarter, T, len(idx)))
+    log(_headline(summary, baselines, judged, quarter, T, len(idx), split))
     return path
 
 
 def _worst_samples(idx: np.ndarray, rep: Mapping[str, Any], rep_true: Mapping[str, Any],
                    n: int = 3) -> list[dict[str, Any]]:
-    """The ``n`` test samples with the largest tokenizer reconstruction error on MNO
+    """The ``n`` samples with the largest tokenizer reconstruction error on MNO
     features, with the CNO's and persistence's error on the same sample."""
     mno = np.asarray(rep["mno"]["per_sample"])
     return [{"sample": int(idx[i]), "mno": float(mno[i]),
@@ -279,13 +285,13 @@ def _worst_samples(idx: np.ndarray, rep: Mapping[str, Any], rep_true: Mapping[st
 
 
 def _headline(summary: Mapping[str, Any], baselines: Mapping[str, Mapping[str, float]],
-              judged: Mapping[str, Any], quarter: int, T: int, n: int) -> str:
+              judged: Mapping[str, Any], quarter: int, T: int, n: int, split: str) -> str:
     def vr(key: str, step: int) -> str:
         b = baselines[key]
         return (f"step {step} {summary[key]:.3f} (persistence {b['persistence']:.3f}, "
                 f"shuffled {b['shuffled']:.3f})")
     ta = baselines["token_agreement_dynamic"]
-    return (f"validation on {n} test samples, VRMSE (spatial mean = 1): {vr('vrmse_step1', 1)}, "
+    return (f"validation on {n} {split} samples, VRMSE (spatial mean = 1): {vr('vrmse_step1', 1)}, "
             f"{vr('vrmse_quarter', quarter)}, {vr('vrmse_final', T)}; dynamic token agreement "
             f"{summary['token_agreement_dynamic']:.2f} (persistence {ta['persistence']:.2f}, "
             f"shuffled {ta['shuffled']:.2f}); overall "

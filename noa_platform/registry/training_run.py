@@ -97,7 +97,10 @@ def register_run(reg: Registry, domain: str, run_dir: str | os.PathLike,
                     **{n: p for n, p in pictures.items() if p.is_file()}},
             config=cfg,
             metrics={**rep.get("summary", {}), "verdict": overall.get("verdict"),
-                     "test_samples": rep.get("test_samples"), "horizon": rep.get("horizon")},
+                     # Reports before the split was recorded read the test split.
+                     "split": rep.get("split", "test"),
+                     "samples": rep.get("samples", rep.get("test_samples")),
+                     "horizon": rep.get("horizon")},
             parents=[ids["dataset"], ids["tokenizer"], ids["mno"]],
             dataset_fingerprint=fingerprint)
 

@@ -100,7 +100,9 @@ def collect(reg) -> RegistrySummary:
     summary = RegistrySummary(root=str(reg.root), domains=single, counts=counts)
 
     for domain in single:
-        evals = reg.list(kind="evaluation", domain=domain)
+        # The final table reads test-split reports only (val reports are for choosing).
+        evals = [e for e in reg.list(kind="evaluation", domain=domain)
+                 if e.metrics.get("split", "test") == "test"]
         tok = reg.latest("tokenizer", domain)
         metrics = {}
         for name in EVALUATION_METRICS:

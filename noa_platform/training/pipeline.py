@@ -7,7 +7,8 @@
 3. **mno** — the ``[mno.architecture] name`` architecture (default the domain's) trained on
    CNO trajectories with truncated BPTT, optionally aligned with the frozen tokenizer;
    ``--stage mno`` stops here;
-4. **validation** — MNO rollouts against the CNO on the test split, written to the report.
+4. **validation** — MNO rollouts against the CNO on the test split (or, with
+   ``report_split="val"``, the val split), written to the report.
 
 Architecture, feature families and tokenizer are looked up by name in the plugin registry.
 
@@ -71,8 +72,10 @@ class Pipeline:
     def __init__(self, domain: Domain, config: RunConfig, run_dir: str | os.PathLike, *,
                  dataset: str | os.PathLike | None = None, device: str = "auto",
                  progress: bool = True, log: Callable[[str], None] = print,
-                 registry: PluginRegistry | None = None):
+                 registry: PluginRegistry | None = None, report_split: str = "test"):
         self.domain, self.config = domain, config
+        #: The split post-training validation reads (``val`` while choosing settings).
+        self.report_split = report_split
         # Every name the config chooses is looked up now, so a typo fails before any work.
         self.registry = get_registry() if registry is None else registry
         self.feature_set = feature_set(config.features.families, self.registry)
@@ -363,7 +366,7 @@ class Pipeline:
 
             return validate_run(self.domain, operator, tokenizer, ds, self.run_dir,
                                 self.config, projector=self.projector, device=self.device,
-                                log=self.log)
+                                log=self.log, split=self.report_split)
 
 
 def _built(key: str, build: Callable[[], Any]) -> Any:
