@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from noa_platform.models.afno import AFNOBlock, clamp_modes
+from noa_platform.models.afno import MIXINGS, AFNOBlock, clamp_modes
 from noa_platform.models.checks import (
     ArchitectureConfigError,
     as_resolution,
@@ -67,6 +67,8 @@ class UAFNO(nn.Module):
     norm : ``"group"`` (GroupNorm in every block) or ``"none"``; see :mod:`.unet` for why a
         domain whose patterns decay may want the second.
     norm_floor : variance floor of every GroupNorm (``0``: PyTorch's 1e-5); see :mod:`.unet`.
+    spectral_mixing : ``"afno"`` (as published) or ``"equivariant"`` (commutes with periodic
+        shifts, keeps uniform states uniform); see :mod:`.afno`.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class UAFNO(nn.Module):
         mlp_ratio: int = 2,
         norm: str = "group",
         norm_floor: float = 0.0,
+        spectral_mixing: str = "afno",
     ) -> None:
         super().__init__()
         _check_int("channels", channels, 1)
@@ -107,6 +110,9 @@ class UAFNO(nn.Module):
             raise ArchitectureConfigError(f"norm_floor must be a number >= 0, got {norm_floor!r}")
         if norm not in NORMS:
             raise ArchitectureConfigError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        if spectral_mixing not in MIXINGS:
+            raise ArchitectureConfigError(f"spectral_mixing must be one of {', '.join(MIXINGS)}, "
+                                          f"got {spectral_mixing!r}")
         widths = [base_channels * 2**i for i in range(levels + 1)]
         if widths[-1] % num_blocks:
             raise ArchitectureConfigError(
@@ -130,7 +136,7 @@ class UAFNO(nn.Module):
             "base_channels": base_channels, "levels": levels, "modes": modes,
             "afno_blocks": afno_blocks, "num_blocks": num_blocks, "hidden_factor": hidden_factor,
             "sparsity": float(sparsity), "cond_dim": cond_dim, "mlp_ratio": mlp_ratio,
-            "norm": norm, "norm_floor": float(norm_floor),
+            "norm": norm, "norm_floor": float(norm_floor), "spectral_mixing": spectral_mixing,
         }
 
         film_dim = cond_dim if n_params > 0 else None
@@ -142,7 +148,7 @@ class UAFNO(nn.Module):
             AFNOBlock(
                 widths[-1], film_dim, num_blocks=num_blocks, hidden_factor=hidden_factor,
                 modes=modes, sparsity=sparsity, mlp_ratio=mlp_ratio, norm=norm,
-                norm_floor=norm_floor,
+                norm_floor=norm_floor, mixing=spectral_mixing,
             )
             for _ in range(afno_blocks)
         )
