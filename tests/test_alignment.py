@@ -5,10 +5,12 @@ against null distributions computed here with the test's own draws."""
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linear_sum_assignment, quadratic_assignment
 from scipy.spatial.distance import cdist
 from scipy.stats import ortho_group
 
@@ -189,15 +191,60 @@ def random_codebooks(tok, rng):
     return new
 
 
+def first_principles_scores(va, vb) -> dict[tuple[str, str], float]:
+    """The prototype and geometry summary scores of two vocabularies of copies of one
+    tokenizer, from their definitions (docs/alignment.md), with none of the library's scorers.
+
+    Both copies share the normalizer, so the pooled space is the tokenizer's own normalized
+    space; each family weighs the same. The Sinkhorn divergence is taken at its limit of no
+    regularisation: exact optimal transport (POT's ``ot.emd2``), whose transport of a
+    vocabulary to itself costs 0. Geometry matches codes by a permutation, found by scipy's
+    quadratic-assignment solver (FAQ), which maximizes ``sum D_a[i,k] D_b[s(i),s(k)]`` and so
+    minimizes the Gromov-Wasserstein objective over one-to-one couplings.
+    """
+    import ot
+
+    assert va.columns == vb.columns and va.families == vb.families
+    assert np.array_equal(va.center, vb.center) and np.array_equal(va.scale, vb.scale)
+    count = Counter(va.families)
+    root_w = np.sqrt([1.0 / (len(count) * count[f]) for f in va.families])
+    xa, xb = va.normalized * root_w, vb.normalized * root_w
+    cost = cdist(xa, xb, "sqeuclidean")
+    rows, cols = linear_sum_assignment(cost)
+    n_a, n_b = cost.shape
+    nearest_b, nearest_a = cost.argmin(1), cost.argmin(0)
+
+    def own(x):
+        d = cdist(x, x)
+        return d / d[~np.eye(len(d), dtype=bool)].mean()
+
+    da, db = own(xa), own(xb)
+    s = quadratic_assignment(da, db, method="faq", options={"maximize": True}).col_ind
+    mapped = db[np.ix_(s, s)]
+    upper = np.triu_indices(len(da), k=1)
+    return {
+        ("prototypes", "assignment_cost"): cost[rows, cols].mean(),
+        ("prototypes", "sinkhorn_divergence"): ot.emd2(np.full(n_a, 1 / n_a),
+                                                       np.full(n_b, 1 / n_b), cost),
+        ("prototypes", "mutual_nn_rate"): np.mean(nearest_a[nearest_b] == np.arange(n_a)),
+        ("geometry", "gw_discrepancy"): np.mean((da - mapped) ** 2),
+        ("geometry", "map_correlation"): np.corrcoef(da[upper], mapped[upper])[0, 1],
+    }
+
+
 def test_unrelated_random_codebooks_score_at_chance(tok):
     """Two tokenizers with independent random codebooks score within 4 standard deviations of
     the null this test computes from 20 further independent pairs; the library's own null for
-    the real codebooks (its random draws) has the same mean within one such deviation."""
+    the real codebooks (20 of its random draws) has the same mean within one such deviation.
+
+    Independent anchor: the chance level of each score computed with the scorers written
+    here (:func:`first_principles_scores`) over the same 20 pairs; the library's null mean
+    agrees with it within 4 standard errors of the difference of the two means."""
     from noa_platform.alignment.geometry import own_distances
     from noa_platform.alignment.prototypes import costs, prototype_scores
 
     rng = np.random.default_rng(11)
-    test_null = {}
+    test_null, anchor = {}, {}
     for _ in range(20):
         va, vb = (vocabulary(random_codebooks(tok, rng)) for _ in range(2))
         scores = {("prototypes", k): v for k, v in prototype_scores(*costs(va, vb))[0].items()}
@@ -205,6 +252,9 @@ def test_unrelated_random_codebooks_score_at_chance(tok):
                    for k, v in gromov(own_distances(va), own_distances(vb))[0].items()}
         for key, value in scores.items():
             test_null.setdefault(key, []).append(value)
+        for key, value in first_principles_scores(va, vb).items():
+            anchor.setdefault(key, []).append(value)
+    assert set(anchor) == set(test_null)
     methods = ("prototypes", "geometry")
     unrelated = align(random_codebooks(tok, rng), random_codebooks(tok, rng), methods=methods,
                       n_null=2)
@@ -212,8 +262,12 @@ def test_unrelated_random_codebooks_score_at_chance(tok):
     for (m, name), values in test_null.items():
         mean, std = np.mean(values), np.std(values, ddof=1)
         assert abs(unrelated.results[m].scores[name] - mean) <= 4 * std + 1e-12, (m, name)
-        assert abs(library_null.results[m].null[name]["null_mean"] - mean) <= std + 1e-12, (
-            m, name)
+        null = library_null.results[m].null[name]
+        assert abs(null["null_mean"] - mean) <= std + 1e-12, (m, name)
+        chance = anchor[(m, name)]
+        standard_error = np.sqrt(np.var(chance, ddof=1) / len(chance)
+                                 + null["null_std"] ** 2 / null["null_n"])
+        assert abs(null["null_mean"] - np.mean(chance)) <= 4 * standard_error, (m, name)
 
 
 def test_unrelated_tokens_cooccur_at_chance():

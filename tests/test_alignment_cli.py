@@ -1,9 +1,12 @@
-"""`noa align` end to end on a registry: two toy-domain tokenizers, outputs, registration and
-one-line errors."""
+"""`noa align` end to end on a registry: two toy-domain tokenizers, outputs, registration (with
+the fingerprint of the data the alignment depended on) and one-line errors. Without the `align`
+extra: tests/test_alignment_extra.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -54,6 +57,18 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def fingerprint_of(path) -> str:
+    with DatasetFile(path) as ds:
+        return ds.fingerprint
+
+
+def registered(reg_dir, output: str):
+    """The registry entry whose id the command printed (``registered: ID``)."""
+    (rid,) = re.findall(r"(?m)^registered: (\S+)$", output)
+    with open_registry(reg_dir) as reg:
+        return reg.get(rid)
+
+
 def test_align_domains_writes_registers_and_prints(registry, tmp_path):
     reg_dir, (tok_a, tok_b), ds_id, _ = registry
     out = tmp_path / "out"
@@ -68,14 +83,18 @@ def test_align_domains_writes_registers_and_prints(registry, tmp_path):
             assert score["null_n"] == 3
         assert method["pairs"]
     assert record["methods"]["cooccurrence"]["info"]["trajectories"] == 64
+    entry = registered(reg_dir, res.output)
+    assert entry.kind == "alignment" and entry.domain == "toy->toy-b"
+    assert set(entry.parents) == {tok_a, tok_b, ds_id}
+    assert entry.metrics["prototypes"]["assignment_cost"]["value"] == pytest.approx(
+        record["methods"]["prototypes"]["scores"]["assignment_cost"]["value"])
+    # Both tokenizers were fitted on, and co-occurrence read, the one toy dataset: the row
+    # carries that dataset's own fingerprint, read here from the file.
     with open_registry(reg_dir) as reg:
-        (entry,) = reg.list(kind="alignment")
-        assert entry.domain == "toy->toy-b"
-        assert set(entry.parents) == {tok_a, tok_b, ds_id}
-        assert entry.metrics["prototypes"]["assignment_cost"]["value"] == pytest.approx(
-            record["methods"]["prototypes"]["scores"]["assignment_cost"]["value"])
+        toy = fingerprint_of(reg.path(ds_id))
         assert (reg.path(entry.id) / "alignment.json").is_file()
-    assert f"registered: {entry.id}" in res.output
+    assert entry.dataset_fingerprint == toy
+    assert entry.config["dataset_fingerprints"] == [toy]
     assert "assignment_cost" in res.output and "null" in res.output.lower()
 
 
@@ -102,13 +121,37 @@ def test_align_errors_are_one_line(registry, tmp_path, args, message):
     assert message in res.output and len(res.output.strip().splitlines()) == 1
 
 
-def test_align_without_the_extra_names_it(registry, monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "ot" else real(name, *a))
-    res = run("align", "toy", "toy-b", "--registry", registry[0])
-    assert res.exit_code == 1
-    assert res.output.strip() == ("error: noa align needs pot: "
-                                  "pip install 'noa-platform[align]'")
+def test_alignment_fingerprint_covers_the_tokenizers_data_and_what_cooccurrence_read(
+        registry, tmp_path):
+    """Co-occurrence reading another dataset: the row's fingerprint is the sha256 of the sorted
+    fingerprints of that dataset and of the tokenizers' own. Prototypes and geometry read no
+    trajectories (--dataset is unused): the tokenizers' dataset alone. A tokenizer without a
+    parent dataset: its row's fingerprint."""
+    reg_dir, _, _, root = registry
+    other = generate(ToyDomain(), GenerationConfig(n_samples=16, n_frames=3, resolution=16,
+                                                   batch_size=16, seed=7),
+                     tmp_path / "other.h5", progress=False, log=lambda m: None)
+    toy, theirs = fingerprint_of(root / "toy.h5"), fingerprint_of(other)
+    assert toy != theirs
+    both = hashlib.sha256("\n".join(sorted([toy, theirs])).encode()).hexdigest()
+    for method, fingerprints, expected in (("cooccurrence", sorted([toy, theirs]), both),
+                                           ("prototypes", [toy], toy),
+                                           ("geometry", [toy], toy)):
+        res = run("align", "toy", "toy-b", "--method", method, "--dataset", other, "--null", 2,
+                  "--out", tmp_path / method, "--registry", reg_dir)
+        assert res.exit_code == 0, res.output
+        entry = registered(reg_dir, res.output)
+        assert entry.config["methods"] == [method]
+        assert entry.config["dataset_fingerprints"] == fingerprints, method
+        assert entry.dataset_fingerprint == expected, method
+    # A tokenizer registered without a parent dataset contributes the fingerprint its row
+    # carries (here: as if fitted on the other dataset).
+    with open_registry(reg_dir) as reg:
+        reg.add("tokenizer", domain="toy-c", source=root / "tok1", config={}, metrics={},
+                dataset_fingerprint=theirs)
+    res = run("align", "toy", "toy-c", "--method", "geometry", "--null", 2,
+              "--out", tmp_path / "c", "--registry", reg_dir)
+    assert res.exit_code == 0, res.output
+    entry = registered(reg_dir, res.output)
+    assert entry.config["dataset_fingerprints"] == sorted([toy, theirs])
+    assert entry.dataset_fingerprint == both

@@ -5,12 +5,17 @@ A side of an alignment is given as a domain (its newest registered tokenizer), a
 Co-occurrence reads the datasets given with ``--dataset``; without them, the datasets the two
 tokenizers were fitted on: their registered parent datasets, or for a tokenizer folder the
 ``dataset.h5`` of the run folder around it (``noa train``'s layout), when there is one.
+
+The data an alignment depended on (:func:`data_fingerprints`) is the datasets the two
+tokenizers were fitted on, since every method reads the tokenizers, plus those co-occurrence
+read; the registry row carries them as one fingerprint (:func:`combined_fingerprint`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +38,15 @@ def require_extra() -> None:
 
 @dataclass
 class Side:
-    """One tokenizer to align: its label, folder, registry entry (if any) and datasets."""
+    """One tokenizer to align: its label, folder, registry entry (if any) and datasets, and the
+    dataset fingerprint its registry row carries (if any)."""
 
     label: str
     directory: Path
     domain: str | None = None
     registry_id: str | None = None
     datasets: list[tuple[str, Path, str | None]] = field(default_factory=list)  # name, path, id
+    dataset_fingerprint: str | None = None
 
 
 def resolve(spec: str, registry_dir: Path | None) -> Side:
@@ -73,7 +80,32 @@ def resolve(spec: str, registry_dir: Path | None) -> Side:
                 datasets.append((f"{parent.domain} dataset {parent.id}", reg.path(parent.id),
                                  parent.id))
         return Side(label=f"{entry.domain} ({entry.id})", directory=reg.path(entry.id),
-                    domain=entry.domain, registry_id=entry.id, datasets=datasets)
+                    domain=entry.domain, registry_id=entry.id, datasets=datasets,
+                    dataset_fingerprint=entry.dataset_fingerprint)
+
+
+def data_fingerprints(sides: Sequence[Side], read: Iterable[Path] = ()) -> list[str]:
+    """The fingerprints of the data an alignment depended on, sorted, each once: the datasets
+    the tokenizers of ``sides`` were fitted on (for a side without one, the fingerprint its
+    registry row carries, if any), whatever the method, and the dataset files co-occurrence
+    ``read``."""
+    from noa_platform.data.store import DatasetFile
+
+    found = {s.dataset_fingerprint for s in sides if not s.datasets and s.dataset_fingerprint}
+    for path in [*(path for s in sides for _, path, _ in s.datasets), *read]:
+        with DatasetFile(path) as ds:
+            found.add(ds.fingerprint)
+    return sorted(found)
+
+
+def combined_fingerprint(fingerprints: Sequence[str]) -> str | None:
+    """One dataset fingerprint for fingerprints of several datasets: a single one is itself
+    (the row then carries its dataset's fingerprint, like a tokenizer's), several give the
+    sha256 of the sorted fingerprints joined by newlines, none gives None."""
+    unique = sorted(set(fingerprints))
+    if len(unique) <= 1:
+        return unique[0] if unique else None
+    return hashlib.sha256("\n".join(unique).encode()).hexdigest()
 
 
 def feature_sources(paths: Sequence[tuple[str, Path]]) -> list[FeatureSource]:

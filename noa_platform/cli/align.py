@@ -90,8 +90,11 @@ def align(a: str, b: str, method: str, levels: str, n_null: int, seed: int,
 
     rid = None
     if not no_register and side_a.registry_id and side_b.registry_id:
+        from noa_platform.alignment.sources import combined_fingerprint, data_fingerprints
         from noa_platform.registry import open_registry
 
+        fingerprints = data_fingerprints((side_a, side_b),
+                                         [path for _, path in paths] if sources else [])
         with open_registry(registry_dir, create=False) as reg:
             rid = reg.add(
                 "alignment", domain=f"{side_a.domain}->{side_b.domain}",
@@ -100,10 +103,12 @@ def align(a: str, b: str, method: str, levels: str, n_null: int, seed: int,
                 name="alignment",
                 config={"methods": list(methods), "levels": record["levels"],
                         "null_draws": n_null, "seed": seed,
-                        "datasets": [name for name, _ in paths] if sources else []},
+                        "datasets": [name for name, _ in paths] if sources else [],
+                        "dataset_fingerprints": fingerprints},
                 metrics=result.summary(),
                 parents=[side_a.registry_id, side_b.registry_id,
                          *(dataset_ids if sources else [])],
+                dataset_fingerprint=combined_fingerprint(fingerprints),
             )
     if as_json:
         echo_json({**record, "registry_id": rid, "out": str(out)})
