@@ -127,7 +127,8 @@ def inference_table(result: dict) -> list[str]:
             rows.append([name, size, _f(r["cno_internal_steps_per_frame"]),
                          _f(r["cno_seconds_per_frame"]), _f(r["mno_seconds_per_frame"]),
                          _f(r["mno_speedup_per_frame"], 3) + "x",
-                         "applies: " + _f(r["goal_met"]) if r["goal_applies"] else "n/a"])
+                         ("met" if r["goal_met"] else "not met") if r["goal_applies"]
+                         else "n/a (< 100 steps)"])
     if not rows:
         return []
     batch = next(iter(sec["domains"].values())).get("batch")
