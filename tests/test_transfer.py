@@ -3,7 +3,9 @@ and steps, the tokenizer's readability rule and error units, the result's shape,
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +298,27 @@ def test_cli_error_without_a_registry(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: registry ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_an_output_folder_refusing_writes_is_one_line_and_nothing_is_registered(
+        toy_registry, toy_plugins, tmp_path, monkeypatch, code):
+    from test_reliability_os import Refuse
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open_registry(toy_registry) as reg:
+        before = {e.id for e in reg.list(kind="transfer")}
+    Refuse(out, code, monkeypatch)
+    result = CliRunner().invoke(main, [
+        "transfer", "--source", "toy-a", "--target", "toy-b", "--samples", "2", "--seeds", "1",
+        "--steps", "1", "--registry", str(toy_registry), "--out", str(out)])
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and str(out) in lines[-1], lines
+    assert os.strerror(code) in lines[-1] and "Traceback" not in result.output
+    assert not any(out.iterdir())  # no result, no temporary
+    with open_registry(toy_registry) as reg:
+        assert {e.id for e in reg.list(kind="transfer")} == before
