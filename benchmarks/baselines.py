@@ -202,9 +202,7 @@ def evaluation_split(ds: Any, split: str, dom: Any) -> Any:
 
     if split != "all":
         return SplitData.load(ds, split, dom.conditioning)
-    indices = np.arange(len(ds))
-    theta = torch.from_numpy(np.asarray(dom.conditioning(ds.params("value")), dtype=np.float32))
-    return SplitData(ds, indices, theta, ds.shape[1] - 1)
+    return SplitData.from_indices(ds, np.arange(len(ds)), dom.conditioning, "every sample")
 
 
 def spatial_mean_forecast(true: torch.Tensor) -> torch.Tensor:
@@ -471,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         domain=args.domain, preset=args.preset, dataset=args.dataset, seeds=seeds,
         epochs=args.epochs, config_file=args.config, work_dir=work, out=out,
         fno_modes=args.fno_modes, fno_layers=args.fno_layers, fno_hidden=args.fno_hidden,
-        device=args.device, split=args.split, eval_dataset=args.eval_dataset, log=lambda m: print(m, file=sys.stderr, flush=True))
+        device=args.device, split=args.split, eval_dataset=args.eval_dataset,
+        log=lambda m: print(m, file=sys.stderr, flush=True))
     print(table(result))
     print(f"JSON: {out}")
     return 0

@@ -36,11 +36,12 @@ TINY = {
 }
 
 
-def pipeline(run_dir: Path, dataset: Path, **training) -> Pipeline:
+def pipeline(run_dir: Path, dataset: Path, *, log=lambda m: None, report_split: str = "test",
+             **training) -> Pipeline:
     overrides = {**TINY, "training": {**TINY["training"], **training}}
     cfg = resolve_config(overrides=overrides)
     return Pipeline(ToyDomain(), cfg, run_dir, dataset=dataset, device="cpu", progress=False,
-                    log=lambda m: None)
+                    log=log, report_split=report_split)
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -123,11 +124,8 @@ def test_resume_refuses_another_config_or_dataset(tmp_path):
 def test_the_report_reads_the_val_split_when_asked(tmp_path):
     from noa_platform.data.store import DatasetFile
 
-    data, logs = tmp_path / "data.h5", []
-    cfg = resolve_config(overrides={**TINY, "training": {**TINY["training"], "epochs": 1}})
-    run = tmp_path / "run"
-    path = Pipeline(ToyDomain(), cfg, run, dataset=data, device="cpu", progress=False,
-                    log=logs.append, report_split="val").run()
+    data, logs, run = tmp_path / "data.h5", [], tmp_path / "run"
+    path = pipeline(run, data, epochs=1, log=logs.append, report_split="val").run()
     with DatasetFile(data) as ds:
         sizes = {s: len(ds.split(s)) for s in ("val", "test")}
     assert sizes["val"] != sizes["test"]  # so the sample count tells the splits apart

@@ -56,6 +56,14 @@ from noa_platform.models.rollout import rollout
 
 #: Splits a report may read: ``test`` for the final table, ``val`` for choosing settings.
 REPORT_SPLITS = ("test", "val")
+
+
+def check_report_split(split: str) -> None:
+    """Refuse a split the report cannot read (the pipeline asks before any work)."""
+    if split not in REPORT_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(REPORT_SPLITS)}, got {split!r}")
+
+
 LATENT_STEPS = 8  # rollout steps at which projected bottleneck latents are compared
 #: The baselines that are forecasts of the fields (the constant latent is not one).
 FORECAST_BASELINES = ("persistence", "spatial-mean", "shuffled")
@@ -123,8 +131,7 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
     # The run's configured families: those the tokenizer was fitted on.
     extract_features = run_feature_set(config)
     run_dir = Path(run_dir)
-    if split not in REPORT_SPLITS:
-        raise ValueError(f"split must be one of {', '.join(REPORT_SPLITS)}, got {split!r}")
+    check_report_split(split)
     idx = ds.split(split)
     if config.training.validation_samples:
         idx = idx[:config.training.validation_samples]

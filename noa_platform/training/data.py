@@ -32,11 +32,19 @@ class SplitData:
     def load(cls, dataset: DatasetFile, split: str,
              conditioning: Callable[[np.ndarray], np.ndarray]) -> SplitData:
         """``conditioning`` maps physical θ rows ``[n, P]`` to what the operator sees."""
-        indices = dataset.split(split)
+        return cls.from_indices(dataset, dataset.split(split), conditioning, f"split {split!r}")
+
+    @classmethod
+    def from_indices(cls, dataset: DatasetFile, indices: np.ndarray,
+                     conditioning: Callable[[np.ndarray], np.ndarray],
+                     what: str = "the selection") -> SplitData:
+        """The samples of ``dataset`` at ``indices`` (increasing), as :meth:`load` reads a
+        split; ``what`` names them in errors."""
+        indices = np.asarray(indices)
         if np.any(np.diff(indices) <= 0):  # h5py reads need increasing indices
-            raise DataError(f"{dataset.path}: split {split!r} indices are not sorted")
+            raise DataError(f"{dataset.path}: {what} indices are not sorted")
         if len(indices) == 0:
-            raise DataError(f"{dataset.path}: split {split!r} is empty; use more samples")
+            raise DataError(f"{dataset.path}: {what} is empty; use more samples")
         n_frames = dataset.shape[1] - 1
         if n_frames < 1:
             raise DataError(f"{dataset.path}: trajectories have no frame after the first")

@@ -74,7 +74,11 @@ class Pipeline:
                  progress: bool = True, log: Callable[[str], None] = print,
                  registry: PluginRegistry | None = None, report_split: str = "test"):
         self.domain, self.config = domain, config
-        #: The split post-training validation reads (``val`` while choosing settings).
+        # The split post-training validation reads (``val`` while choosing settings), checked
+        # now rather than after the training (imported here: the module loads matplotlib).
+        from noa_platform.evaluation.post_training import check_report_split
+
+        check_report_split(report_split)
         self.report_split = report_split
         # Every name the config chooses is looked up now, so a typo fails before any work.
         self.registry = get_registry() if registry is None else registry
