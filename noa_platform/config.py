@@ -181,6 +181,9 @@ class TrainingConfig(StrictModel):
         "tokenizer latent of the CNO window (0 = off)")
     latent_sample_steps: int = Field(
         3, ge=1, description="bottleneck latents sampled per window for L_latent")
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights, "
+        "which validation, best.pt and the report then use (0 = off)")
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
     max_nonfinite: int = Field(
         20, ge=0, description="stop when more updates than this had a non-finite loss or gradient")
@@ -256,20 +259,27 @@ def first_difference(old: Any, new: Any, prefix: str = "", labels: tuple[str, st
 #: reruns (or running a folder written before one of them existed) is not "other settings".
 BOOKKEEPING_KEYS = (("training", "keep_checkpoints"), ("training", "save_every"))
 
+#: Settings added after run folders were written, with the value every earlier run had: a
+#: config without one is read as having that value, so those runs stay up to date and resume.
+ADDED_SETTINGS = (("training", "ema_decay", 0.0),)
+
 
 def run_difference(old: Any, new: Any, labels: tuple[str, str] = ("then", "now")) -> str | None:
     """:func:`first_difference` of two run configs (JSON), over the settings that change the
-    run's result: :data:`BOOKKEEPING_KEYS` are left out."""
-    def without_bookkeeping(config: Any) -> Any:
+    run's result: :data:`BOOKKEEPING_KEYS` are left out, :data:`ADDED_SETTINGS` filled in."""
+    def comparable(config: Any) -> Any:
         if not isinstance(config, Mapping):
             return config
         config = {k: dict(v) if isinstance(v, Mapping) else v for k, v in config.items()}
         for section, key in BOOKKEEPING_KEYS:
             if isinstance(config.get(section), dict):
                 config[section].pop(key, None)
+        for section, key, then in ADDED_SETTINGS:
+            if isinstance(config.get(section), dict):
+                config[section].setdefault(key, then)
         return config
 
-    return first_difference(without_bookkeeping(old), without_bookkeeping(new), labels=labels)
+    return first_difference(comparable(old), comparable(new), labels=labels)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

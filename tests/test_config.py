@@ -71,3 +71,9 @@ def test_run_difference_ignores_what_a_run_keeps_on_disk():
     assert run_difference(old, {"training": {**new["training"], "lr": 0.5}, "seed": 0},
                           labels=("in the checkpoint", "now")) == \
         "training.lr: 0.001 in the checkpoint, 0.5 now"
+    # A config written before ema_decay existed ran without an average: the same run as
+    # ema_decay = 0, another run than any average.
+    assert run_difference(old, {**new, "training": {**new["training"], "ema_decay": 0.0}}) \
+        is None
+    assert run_difference(old, {**new, "training": {**new["training"], "ema_decay": 0.99}}) \
+        == "training.ema_decay: 0.0 then, 0.99 now"

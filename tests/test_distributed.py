@@ -29,7 +29,8 @@ from noa_platform.training.pipeline import Pipeline
 
 # A global batch of 3 splits 2 + 1 over two processes (losses weighted by share), and the last
 # batch of each epoch (19 trajectories) holds 1 sample, which leaves rank 1 an empty share.
-# Both alignment losses are on, so the projector (used outside forward) is data-parallel too.
+# Both alignment losses are on, so the projector (used outside forward) is data-parallel too;
+# the weight average is on, so validation and the resumed checkpoint go through it.
 TINY = {
     "generation": {"n_samples": 24, "n_frames": 6, "resolution": 16, "batch_size": 8},
     "tokenizer": {"steps": 12},
@@ -38,7 +39,8 @@ TINY = {
     "training": {"epochs": 2, "batch_size": 3, "bptt_window": 3, "save_every": 2,
                  "windows_per_sample": 1, "pushforward_steps": 2, "input_noise": 0.5,
                  "curriculum_epochs": 2, "start_at_zero": 0.25, "lambda_commit": 0.1,
-                 "lambda_latent": 0.1, "warmup_steps": 3, "early_stop_patience": 10},
+                 "lambda_latent": 0.1, "ema_decay": 0.9, "warmup_steps": 3,
+                 "early_stop_patience": 10},
 }
 INTERRUPT_AT = 5  # the 5th batch of the first start fails; last.pt holds step 4
 WRITE_EVENTS = {"os.rename", "os.remove", "os.mkdir", "os.rmdir", "os.truncate",

@@ -31,7 +31,8 @@ TINY = {
     "training": {"epochs": 3, "batch_size": 4, "bptt_window": 3, "save_every": 2,
                  "windows_per_sample": 2, "pushforward_steps": 2, "input_noise": 0.5,
                  "curriculum_epochs": 2, "start_at_zero": 0.25,
-                 "lambda_commit": 0.1, "lambda_latent": 0.1, "warmup_steps": 3,
+                 "lambda_commit": 0.1, "lambda_latent": 0.1, "ema_decay": 0.9,
+                 "warmup_steps": 3,
                  "early_stop_patience": 10},
 }
 
@@ -47,6 +48,7 @@ def pipeline(run_dir: Path, dataset: Path, *, log=lambda m: None, report_split: 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(run_dir / "checkpoints" / "final.pt")
     return {**{f"model.{k}": v for k, v in state["model"].items()},
+            **{f"training_model.{k}": v for k, v in state.get("training_model", {}).items()},
             **{f"projector.{k}": v for k, v in state["projector"].items()}}
 
 
@@ -266,6 +268,40 @@ def test_operator_predicts_a_scaled_increment():
     # Without increment statistics the wrapper is the plain normalized map.
     plain = trainer_module.NeuralOperator(Shift(), mean, std)
     torch.testing.assert_close(plain(u, None), u + std.view(1, 2, 1, 1))
+
+
+def test_weight_average_follows_its_recurrence_and_copies_buffers():
+    from noa_platform.training.averaging import WeightAverage
+
+    model = torch.nn.BatchNorm1d(3).double()        # a weight, a bias and running buffers
+    avg = WeightAverage(model, decay=0.9)
+    expected = model.weight.detach().clone()
+    for n in range(1, 40):
+        with torch.no_grad():
+            model.weight.copy_(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) * n)
+            model.running_mean.fill_(n)
+        avg.update(model)
+        # Written out from the docstring: the n-th update decays at min(0.9, (1+n)/(10+n)).
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * model.weight.detach()
+        torch.testing.assert_close(avg.model.weight, expected, rtol=1e-15, atol=0)
+    assert avg.model.running_mean.tolist() == [39.0] * 3      # copied, not averaged
+    assert avg.updates == 39 and not avg.model.weight.requires_grad
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_the_weight_average_is_what_is_validated_and_kept(tmp_path):
+    data = tmp_path / "data.h5"
+    generate(ToyDomain(), resolve_config(overrides=TINY).generation, data, progress=False)
+    p = pipeline(tmp_path / "run", data, epochs=2)
+    p.run("mno")
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    # Both weight sets are stored, they differ, and the one to use is the average.
+    assert best["model"].keys() == best["training_model"].keys()
+    assert any(not torch.equal(best["model"][k], best["training_model"][k])
+               for k in best["model"])
+    assert best["average_updates"] == best["step"]
 
 
 def test_per_sample_trajectory_loss_weighs_faint_samples_like_bright_ones():

@@ -51,6 +51,7 @@ from noa_platform.evaluation.rollout_metrics import vrmse_per_step
 from noa_platform.models import LatentProjector
 from noa_platform.models.operator import NeuralOperator
 from noa_platform.models.rollout import rollout
+from noa_platform.training.averaging import WeightAverage
 from noa_platform.training.checkpoint import (
     epoch_checkpoint_name,
     load_checkpoint,
@@ -157,6 +158,8 @@ class Trainer:
                                              tokenizer.latent_dim_total).to(device)
             self.losses.append(ProjectedLatentLoss(tokenizer, feature_fn, self.projector,
                                                    cfg.lambda_latent))
+        # The weights validation, best.pt and the report use: the average when it is on.
+        self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.params = list(self.model.parameters())
         if self.projector is not None:
             self.params += list(self.projector.parameters())
@@ -168,12 +171,22 @@ class Trainer:
         self.scheduler = warmup_cosine(self.optimizer, cfg.warmup_steps, self.total_steps)
         self.state = TrainState()
 
+    @property
+    def evaluated(self) -> NeuralOperator:
+        """The operator validation and checkpoints' ``model`` hold: the weight average when
+        ``ema_decay > 0``, else the trained weights."""
+        return self.model if self.average is None else self.average.model
+
     # ------------------------------------------------------------------ checkpoints
 
     def checkpoint_state(self) -> dict[str, Any]:
         s = self.state
+        average = {} if self.average is None else {
+            "training_model": self.model.state_dict(), "average_updates": self.average.updates}
         return {
-            "model": self.model.state_dict(),
+            # The weights to use (the average when on); the raw ones only to resume training.
+            "model": self.evaluated.state_dict(),
+            **average,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "projector": self.projector.state_dict() if self.projector is not None else {},
@@ -203,7 +216,12 @@ class Trainer:
         """Load a checkpoint after checking it belongs to this config, dataset and tokenizer."""
         ckpt = load_checkpoint(path)
         self.check_compatible(ckpt, path)
-        self.model.load_state_dict(ckpt["model"])
+        if self.average is not None:
+            self.model.load_state_dict(ckpt["training_model"])
+            self.average.model.load_state_dict(ckpt["model"])
+            self.average.updates = int(ckpt["average_updates"])
+        else:
+            self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.projector is not None:
@@ -319,6 +337,8 @@ class Trainer:
             ok = math.isfinite(grad_norm)
         if ok:
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update(self.model)
         else:
             # Skip the update but keep the schedule moving, so a skipped step costs one
             # update and not the alignment of the learning rate with the step counter.
@@ -347,7 +367,8 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Full-horizon rollouts of the val split: mean VRMSE over steps 1..T (aggregated over
         the split, as the report computes it) and the mean normalized squared error."""
-        self.model.eval()
+        model = self.evaluated
+        model.eval()
         preds, trues = [], []
         # Each process rolls out its share of every chunk; the rollouts are gathered, so every
         # process computes the same numbers and takes the same early-stopping decision.
@@ -358,8 +379,7 @@ class Trainer:
             lo, hi = self.ranks.share(len(positions))
             if hi > lo:
                 theta = self.val.theta[torch.from_numpy(positions[lo:hi])].to(self.device)
-                mine = self.model.rollout(true[lo:hi, 0].to(self.device), theta,
-                                          self.val.n_frames)
+                mine = model.rollout(true[lo:hi, 0].to(self.device), theta, self.val.n_frames)
             else:
                 mine = torch.zeros((0, *true.shape[1:]), device=self.device)
             preds.append(self.ranks.gather(mine, self.ranks.share_sizes(len(positions))).cpu())
