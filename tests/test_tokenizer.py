@@ -109,6 +109,33 @@ def test_codebooks_are_used_and_reconstruction_reported(fitted, data):
     assert summary["val"]["reconstruction_mse"] < 0.5
 
 
+def test_column_errors_name_the_columns_that_carry_a_sample_error(fitted, data):
+    from noa_platform.tokenizer.metrics import column_errors
+
+    features, _ = data
+    per = report(fitted, features)["per_sample"]
+    n_columns = sum(len(c.names) for c in fitted.categories)
+    rows = [3, 7]
+    every = column_errors(fitted, features, rows, top=n_columns)
+    for r, cols in zip(rows, every, strict=True):
+        # All columns: their mean is the sample's error (the same column weighting).
+        assert len(cols) == n_columns
+        assert sum(c["error"] for c in cols) / n_columns == pytest.approx(per[r], rel=1e-5)
+        assert [c["error"] for c in cols] == sorted((c["error"] for c in cols), reverse=True)
+    # One column pushed 50 training stds out: it heads the list of that sample only.
+    moved = {k: v.clone() for k, v in features.items()}
+    static = next(c for c in fitted.categories if not c.temporal)
+    column = static.columns[0]
+    scale = float(fitted.normalizer.stats[static.family].scale[column])
+    moved[static.family][7, column] += 50 * scale
+    top = column_errors(fitted, moved, rows, top=3)
+    assert top[1][0]["column"] == static.names[0]
+    assert top[1][0]["normalized_value"] == pytest.approx(
+        every[1][[c["column"] for c in every[1]].index(static.names[0])]["normalized_value"] + 50,
+        rel=1e-4)
+    assert top[0] == column_errors(fitted, features, rows, top=3)[0]
+
+
 def test_utilization_on_unseen_data_reaches_the_in_sample_ceiling(fitted, data):
     """Codes used by data the tokenizer never saw, against the ceiling: the utilization that a
     subset of its own training data of the same size reaches (64 samples cannot fill 16 codes

@@ -134,6 +134,11 @@ def test_the_report_reads_the_val_split_when_asked(tmp_path):
     report = json.loads(path.read_text())
     assert (report["split"], report["samples"]) == ("val", sizes["val"])
     assert f"validation on {sizes['val']} val samples" in logs[-1]
+    # The worst-read samples name the feature columns that carry their error, largest first.
+    for worst in report["tokenizer_worst_samples"]:
+        errors = [c["error"] for c in worst["columns"]]
+        assert len(errors) == 5 and errors == sorted(errors, reverse=True)
+        assert all("." in c["column"] for c in worst["columns"])
     # The same run folder reports on the test split by default, reusing the trained MNO.
     report = json.loads(pipeline(run, data, epochs=1).run().read_text())
     assert (report["split"], report["samples"]) == ("test", sizes["test"])

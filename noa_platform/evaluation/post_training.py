@@ -271,7 +271,7 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
                          for k, r in {**rep, "cno": rep_true}.items()},
         # The samples whose MNO features the tokenizer reads worst: a mean far above the
         # median means a few rollouts left the range of the training features.
-        "tokenizer_worst_samples": _worst_samples(idx, rep, rep_true),
+        "tokenizer_worst_samples": _worst_samples(idx, rep, rep_true, tokenizer, feats["mno"]),
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
     path = run_dir / "report.json"
@@ -281,14 +281,21 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
 
 
 def _worst_samples(idx: np.ndarray, rep: Mapping[str, Any], rep_true: Mapping[str, Any],
+                   tokenizer: Any, mno_features: Mapping[str, Tensor],
                    n: int = 3) -> list[dict[str, Any]]:
     """The ``n`` samples with the largest tokenizer reconstruction error on MNO
-    features, with the CNO's and persistence's error on the same sample."""
+    features, with the CNO's and persistence's error on the same sample and the feature
+    columns that carry the MNO's (:func:`~noa_platform.tokenizer.metrics.column_errors`)."""
+    from noa_platform.tokenizer.metrics import column_errors
+
     mno = np.asarray(rep["mno"]["per_sample"])
+    worst = [int(i) for i in np.argsort(-mno)[:n]]
+    columns = column_errors(tokenizer, mno_features, worst)
     return [{"sample": int(idx[i]), "mno": float(mno[i]),
              "cno": float(rep_true["per_sample"][i]),
-             "persistence": float(rep["persistence"]["per_sample"][i])}
-            for i in np.argsort(-mno)[:n]]
+             "persistence": float(rep["persistence"]["per_sample"][i]),
+             "columns": cols}
+            for i, cols in zip(worst, columns, strict=True)]
 
 
 def _headline(summary: Mapping[str, Any], baselines: Mapping[str, Mapping[str, float]],

@@ -104,6 +104,39 @@ def reconstruction_errors(
             "per_sample": per_sample}
 
 
+def column_errors(
+    tokenizer: Tokenizer,
+    features: Mapping[str, torch.Tensor],
+    rows: Sequence[int],
+    names: Mapping[str, Sequence[str]] | None = None,
+    top: int = 5,
+) -> list[list[dict[str, Any]]]:
+    """For each sample in ``rows``, the ``top`` feature columns with the largest squared
+    normalized reconstruction error (a temporal column: the mean over its time profile), with
+    the normalized value the tokenizer was given (a temporal column: its largest magnitude).
+
+    The per-sample error of :func:`reconstruction_errors` is the mean of these over all
+    columns, so a few columns far outside the training range show up here by name: which
+    behaviour the tokenizer could not encode.
+    """
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    per_row: list[list[tuple[float, str, float]]] = [[] for _ in rows]
+    for category, (decoded, target) in zip(
+        tokenizer.categories, tokenizer.reconstruct(features, names), strict=True
+    ):
+        sq = ((decoded - target) ** 2)[index]
+        given = target[index]
+        if sq.ndim == 3:                                  # [rows, profile points, columns]
+            sq = sq.mean(dim=1)
+            given = given.gather(1, given.abs().argmax(dim=1, keepdim=True)).squeeze(1)
+        for r in range(len(rows)):
+            per_row[r] += [(float(sq[r, j]), name, float(given[r, j]))
+                           for j, name in enumerate(category.names)]
+    return [[{"column": name, "error": err, "normalized_value": value}
+             for err, name, value in sorted(cols, key=lambda c: -c[0])[:top]]
+            for cols in per_row]
+
+
 def report(
     tokenizer: Tokenizer,
     features: Mapping[str, torch.Tensor],
