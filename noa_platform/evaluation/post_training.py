@@ -36,7 +36,6 @@ from noa_platform.api import CategoricalParameter, Domain
 from noa_platform.atomic import atomic_write_json
 from noa_platform.config import RunConfig
 from noa_platform.data.store import DatasetFile
-from noa_platform.evaluation import plots
 from noa_platform.evaluation.agreement import latent_cosine, token_agreement, token_agreement_groups
 from noa_platform.evaluation.rollout_metrics import (
     band_errors,
@@ -125,6 +124,9 @@ def validate_run(domain: Domain, operator: NeuralOperator, tokenizer: Any, ds: D
     """Validate ``operator`` on ``split`` of ``ds`` (the test split; ``"val"`` when choosing
     settings, so that the test split is read once, for the final table); returns the path of
     ``report.json``."""
+    # Imported here: plots loads matplotlib, which nothing else of this module needs, so
+    # importing the module (for check_report_split, as the pipeline does) stays light.
+    from noa_platform.evaluation import plots
     from noa_platform.features.selection import run_feature_set
     from noa_platform.tokenizer import report as tokenizer_report
 

@@ -119,13 +119,15 @@ def column_errors(
     columns, so a few columns far outside the training range show up here by name: which
     behaviour the tokenizer could not encode.
     """
+    # Only the rows asked for go through the tokenizer (each sample is encoded on its own).
     index = torch.as_tensor(list(rows), dtype=torch.long)
+    chosen = {family: x[index.to(x.device)] for family, x in features.items()}
     per_row: list[list[tuple[float, str, float]]] = [[] for _ in rows]
     for category, (decoded, target) in zip(
-        tokenizer.categories, tokenizer.reconstruct(features, names), strict=True
+        tokenizer.categories, tokenizer.reconstruct(chosen, names), strict=True
     ):
-        sq = ((decoded - target) ** 2)[index]
-        given = target[index]
+        sq = (decoded - target) ** 2
+        given = target
         if sq.ndim == 3:                                  # [rows, profile points, columns]
             sq = sq.mean(dim=1)
             given = given.gather(1, given.abs().argmax(dim=1, keepdim=True)).squeeze(1)

@@ -40,6 +40,7 @@ from noa_platform.data.features import add_features, missing_families
 from noa_platform.data.generate import generate
 from noa_platform.data.store import DatasetFile, read_only
 from noa_platform.errors import NoaError
+from noa_platform.evaluation.post_training import check_report_split, validate_run
 from noa_platform.features.selection import feature_set
 from noa_platform.models import build_domain_architecture, count_parameters
 from noa_platform.models.operator import NeuralOperator
@@ -75,9 +76,7 @@ class Pipeline:
                  registry: PluginRegistry | None = None, report_split: str = "test"):
         self.domain, self.config = domain, config
         # The split post-training validation reads (``val`` while choosing settings), checked
-        # now rather than after the training (imported here: the module loads matplotlib).
-        from noa_platform.evaluation.post_training import check_report_split
-
+        # now rather than after the training.
         check_report_split(report_split)
         self.report_split = report_split
         # Every name the config chooses is looked up now, so a typo fails before any work.
@@ -363,8 +362,6 @@ class Pipeline:
             operator = self.train_mno(ds, tokenizer, resume)
             if stage == "mno":
                 return self.final_path
-            from noa_platform.evaluation.post_training import validate_run
-
             if not self.ranks.is_main:
                 return self.run_dir / "report.json"
 
