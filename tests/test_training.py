@@ -307,6 +307,28 @@ def test_the_weight_average_is_what_is_validated_and_kept(tmp_path):
     assert any(not torch.equal(best["model"][k], best["training_model"][k])
                for k in best["model"])
     assert best["average_updates"] == best["step"]
+    # "model" is the average: its rollouts give the validation VRMSE the best epoch logged,
+    # the raw weights' do not.
+    from noa_platform.data.store import DatasetFile
+    from noa_platform.evaluation.rollout_metrics import vrmse_per_step
+    from noa_platform.training.data import SplitData
+
+    with DatasetFile(data) as ds:
+        operator = p.build_operator(SplitData.load(ds, "train", ToyDomain().conditioning))
+        val = SplitData.load(ds, "val", ToyDomain().conditioning)
+    true = val.trajectories(np.arange(len(val)))
+
+    def val_vrmse(weights: dict[str, torch.Tensor]) -> float:
+        operator.load_state_dict(weights)
+        with torch.no_grad():
+            pred = operator.eval().rollout(true[:, 0], val.theta, val.n_frames)
+        return float(vrmse_per_step(pred, true)[1:].mean())
+
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+              .splitlines()]
+    best_logged = min(r["val_vrmse"] for r in logged if "val_vrmse" in r)
+    assert val_vrmse(best["model"]) == pytest.approx(best_logged, rel=1e-6)
+    assert val_vrmse(best["training_model"]) != pytest.approx(best_logged, rel=1e-6)
 
 
 def test_per_sample_trajectory_loss_weighs_faint_samples_like_bright_ones():
